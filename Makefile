@@ -1,0 +1,26 @@
+# The two commands a newcomer needs (see README):
+#   make demo   install everything, build the bundled demo collection, start the app
+#   make test   install everything, run ruff and the whole test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 5000
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
+
+.PHONY: demo test install lint bench
+
+install:
+	bash scripts/install.sh
+
+demo: install
+	$(PY) -m preprocess build demo/recordings --labels demo/recordings/labels.csv --out demo/collections/demo
+	$(PY) -m server --collections demo/collections --port $(PORT)
+
+test:
+	bash scripts/install.sh --browser
+	$(VENV)/bin/ruff check preprocess server tests bench
+	$(VENV)/bin/ruff format --check preprocess server tests bench
+	$(PY) -m pytest
+
+lint:
+	$(VENV)/bin/ruff check --fix preprocess server tests bench
+	$(VENV)/bin/ruff format preprocess server tests bench
