@@ -4,6 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 5000
+HOST ?= 127.0.0.1
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
 .PHONY: demo test install lint bench
@@ -13,7 +14,9 @@ install:
 
 demo: install
 	$(PY) -m preprocess build demo/recordings --labels demo/recordings/labels.csv --out demo/collections/demo
-	$(PY) -m server --collections demo/collections --port $(PORT)
+	$(PY) -m preprocess info demo/collections/demo --no-credits
+	@if [ -f server/__main__.py ]; then $(PY) -m server --collections demo/collections --host $(HOST) --port $(PORT); \
+	else echo "(the server is not part of this version yet: the demo collection is in demo/collections/demo)"; fi
 
 test:
 	bash scripts/install.sh --browser
@@ -24,3 +27,6 @@ test:
 lint:
 	$(VENV)/bin/ruff check --fix preprocess server tests bench
 	$(VENV)/bin/ruff format preprocess server tests bench
+
+bench:
+	$(PY) bench/preprocess.py

@@ -31,10 +31,11 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -96,30 +97,34 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o644)  # mkstemp makes 0600; collections are shared read-only with the server
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
 
 
-def write_bytes_atomic(path: Path | str, data: bytes) -> None:
+def write_bytes_atomic(path: Path | str, data: bytes, *, fsync: bool = True) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
 
 
-def write_json_atomic(path: Path | str, obj: Any) -> None:
-    write_bytes_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default).encode())
+def write_json_atomic(path: Path | str, obj: Any, *, fsync: bool = True) -> None:
+    write_bytes_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default).encode(), fsync=fsync)
 
 
-def save_npy_atomic(path: Path | str, array: np.ndarray) -> None:
+def save_npy_atomic(path: Path | str, array: np.ndarray, *, fsync: bool = True) -> None:
+    """``np.save`` atomically; ``fsync=False`` for scratch files (a crash of the OS may lose them, not corrupt them)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, array)
-            f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
 
 
 def write_table_atomic(path: Path | str, frame: Any) -> None:
@@ -155,7 +160,7 @@ class Collection:
     root: Path
 
     @classmethod
-    def open(cls, root: Path | str) -> "Collection":
+    def open(cls, root: Path | str) -> Collection:
         """Open an existing, complete collection (its manifest exists)."""
         root = Path(root)
         if not (root / MANIFEST).is_file():
@@ -260,7 +265,9 @@ class Collection:
         """float32 [n_clips, D] of feature set ``name``."""
         path = self.features_dir(name) / "features.npy"
         if not path.is_file() or not (path.parent / "meta.json").is_file():
-            raise NotFoundError(f"feature set {name!r} not found; available: {', '.join(self.feature_sets()) or 'none'}")
+            raise NotFoundError(
+                f"feature set {name!r} not found; available: {', '.join(self.feature_sets()) or 'none'}"
+            )
         return np.load(path, mmap_mode="r" if mmap else None)
 
     def features_meta(self, name: str) -> dict[str, Any]:

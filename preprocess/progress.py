@@ -8,7 +8,8 @@ core raises :class:`preprocess.errors.Cancelled` at the next safe point.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from .errors import Cancelled
 

@@ -1,0 +1,166 @@
+"""Cluster latency from request to result, through the real server (Socket.IO test client), and peak memory.
+
+    .venv/bin/python bench/cluster.py [--sizes 10000 100000 1000000] [--algorithms hdbscan dbscan kmeans] [--repeats 5]
+
+Data: realistic synthetic 8-d reduced coordinates with known clusters (30 anisotropic Gaussian groups of
+Zipf-distributed sizes, UMAP-like scale, 10 % uniform background noise), written as a collection. Each
+(N, algorithm) runs in a fresh process (numba compiled beforehand, as the server's warm-up does):
+"first" = the first request (builds the density tree), then ``--repeats`` slider moves that change the
+cut parameter (eps / min_cluster_size / n_clusters) give p50 / p95 of re-clustering. Peak memory is the
+process's maximum RSS. ARI is against the known groups (noise points excluded from the truth).
+Targets: re-clustering 100,000 clips < 2 s (HDBSCAN, DBSCAN); 1,000,000 clips < 60 s without running out of memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".numba_cache"))
+
+import numpy as np  # noqa: E402
+
+SLIDERS = {
+    "hdbscan": [{"min_cluster_size": m} for m in (50, 80, 120, 160, 200, 300, 400)],
+    "dbscan": [{"eps": e, "min_samples": 10} for e in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)],
+    "kmeans": [{"n_clusters": k} for k in (30, 25, 35, 20, 40, 15, 45)],
+}
+
+
+def make_embeddings(n: int, *, n_groups: int = 30, noise: float = 0.1, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, n_groups + 1) ** 0.8
+    weights /= weights.sum()
+    n_noise = int(n * noise)
+    group = rng.choice(n_groups, size=n - n_noise, p=weights)
+    centers = rng.uniform(0, 12, size=(n_groups, 8))
+    scales = rng.uniform(0.1, 0.35, size=(n_groups, 8))
+    X = centers[group] + rng.normal(size=(len(group), 8)) * scales[group]
+    X = np.concatenate([X, rng.uniform(-1, 13, size=(n_noise, 8))]).astype(np.float32)
+    y = np.concatenate([group, np.full(n_noise, -1)])
+    order = rng.permutation(n)
+    return X[order], y[order]
+
+
+def write_collection(root: Path, X: np.ndarray) -> None:
+    import pandas as pd
+
+    from preprocess.collection import write_json_atomic, write_table_atomic
+
+    n = len(X)
+    rid = np.arange(n) // 100
+    clips = pd.DataFrame({"clip_id": np.arange(n), "recording_id": rid, "start_s": (np.arange(n) % 100) * 3.0})
+    clips["end_s"] = clips["start_s"] + 3.0
+    clips["fmin_hz"], clips["fmax_hz"] = 0.0, 11025.0
+    clips["sheet"], clips["cell"] = np.arange(n) // 1024, np.arange(n) % 1024
+    clips["audio_sprite"], clips["audio_offset"], clips["audio_length"] = np.arange(n) // 1024, 0, 66150
+    n_rec = int(rid.max()) + 1
+    recs = pd.DataFrame({"recording_id": np.arange(n_rec), "path": [f"r{i}.flac" for i in range(n_rec)]})
+    recs["label"] = [f"species {i % 40}" for i in range(n_rec)]
+    root.mkdir(parents=True)
+    write_table_atomic(root / "clips.parquet", clips)
+    write_table_atomic(root / "recordings.parquet", recs)
+    (root / "features" / "birdnet").mkdir(parents=True)
+    np.save(root / "features" / "birdnet" / "features.npy", np.zeros((1, 1), np.float32))
+    write_json_atomic(root / "features" / "birdnet" / "meta.json", {"extractor": "birdnet", "dim": 1024})
+    rdir = root / "reductions" / "birdnet"
+    rdir.mkdir(parents=True)
+    np.save(rdir / "dims_8.npy", X)
+    np.save(rdir / "map_2d.npy", X[:, :2].copy())
+    write_json_atomic(rdir / "meta.json", {"features": ["birdnet"], "dims": [2, 8]})
+    write_json_atomic(root / "manifest.json", {"schema_version": 1, "counts": {"clips": n}, "config": {}})
+
+
+def run_one(collections: Path, algorithm: str, repeats: int) -> dict:
+    """In a fresh process: first request, then slider moves; latencies request -> job:result."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from preprocess.cluster import Clusterer
+    from server.app import create_app
+    from server.settings import Settings
+
+    small = np.random.default_rng(0).normal(size=(500, 8)).astype(np.float32)  # compile numba (server warm-up)
+    Clusterer(small).fit_predict(algorithm="hdbscan")
+    Clusterer(small).fit_predict(algorithm="dbscan", params={"eps": 1.0})
+    y = np.load(collections / "truth.npy")
+    app, socketio = create_app(Settings(collections_dir=collections, warmup=False))
+    sc = socketio.test_client(app, flask_test_client=app.test_client())
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def request(params: dict) -> tuple[float, dict]:
+        t0 = time.perf_counter()
+        ack = sc.emit(
+            "cluster", {"collection": "bench", "dims": 8, "algorithm": algorithm, "params": params}, callback=True
+        )
+        assert ack["ok"], ack
+        while True:
+            for ev in sc.get_received():
+                if ev["name"] in ("job:result", "job:error") and ev["args"][0]["job_id"] == ack["job_id"]:
+                    assert ev["name"] == "job:result", ev["args"][0]
+                    return time.perf_counter() - t0, ev["args"][0]
+            time.sleep(0.002)
+
+    moves = SLIDERS[algorithm][: repeats + 1]
+    first_s, res = request(moves[0])
+    labels = np.frombuffer(res["labels"], dtype="<i4")
+    truth = y >= 0
+    ari = adjusted_rand_score(y[truth], labels[truth])
+    times = [request(p)[0] for p in moves[1:]]
+    return {
+        "first_s": first_s,
+        "p50_s": float(np.percentile(times, 50)),
+        "p95_s": float(np.percentile(times, 95)),
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "base_mb": rss0,
+        "ari": ari,
+        "n_clusters": res["n_clusters"],
+        "noise": res["n_noise"] / len(labels),
+        "note": res["note"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--algorithms", nargs="+", default=["hdbscan", "dbscan", "kmeans"])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(run_one(Path(args.child[0]), args.child[1], args.repeats)))
+        return
+    print(
+        f"{'N':>9} {'algorithm':>9} {'first s':>8} {'p50 s':>7} {'p95 s':>7} {'peak MB':>8} {'ARI':>5} {'k':>4} {'noise':>6}  note"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:
+            root = Path(tmp) / str(n)
+            X, y = make_embeddings(n)
+            write_collection(root / "bench", X)
+            np.save(root / "truth.npy", y)
+            del X
+            for alg in args.algorithms:
+                cmd = [sys.executable, __file__, "--child", str(root), alg, "--repeats", str(args.repeats)]
+                out = subprocess.run(cmd, capture_output=True, text=True)
+                if out.returncode != 0:
+                    print(f"{n:>9,} {alg:>9} FAILED: {out.stderr.strip().splitlines()[-1:]}", flush=True)
+                    continue
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                print(
+                    f"{n:>9,} {alg:>9} {r['first_s']:>8.2f} {r['p50_s']:>7.3f} {r['p95_s']:>7.3f} {r['peak_mb']:>8.0f}"
+                    f" {r['ari']:>5.2f} {r['n_clusters']:>4} {r['noise']:>6.1%}  {r['note'][:60]}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

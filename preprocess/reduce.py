@@ -1,0 +1,323 @@
+"""Reduced coordinates: standardise, concatenate feature sets by clip id, PCA, then UMAP.
+
+``reduce_collection`` writes ``reductions/KEY/`` (KEY = feature names joined with ``+``)::
+
+    dims_D.npy   float32 [n_clips, D] for each D in ``dims`` (UMAP with ``min_dist``, for clustering)
+    map_2d.npy   float32 [n_clips, 2], the display map (UMAP 2-d with ``display_min_dist``)
+    model.pkl    scalers, PCA and the fitted UMAPs: :func:`transform_new` places new clips with it
+    meta.json    features, dims, params, time_s, n_clips, fingerprints of the feature sets (written last)
+
+Each feature set is standardised, then scaled by 1/sqrt(its dimension) so that two concatenated sets
+weigh the same whatever their sizes. PCA uses ``svd_solver="covariance_eigh"`` (5x faster than the
+default on tall matrices). The k-nearest-neighbour graph is computed once and shared by every UMAP.
+Below 4,096 points UMAP would take a slow exact path; ``force_approximation_algorithm`` avoids it.
+
+Incremental: same features, parameters and feature rows -> no-op; clips appended -> the new rows are
+placed with :func:`transform_new` and old coordinates never move (unless growth exceeds
+``refit_growth``, or ``refit=True``, when everything is fitted again).
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .collection import Collection, atomic_path, check_name, save_npy_atomic, write_json_atomic
+from .errors import CollectionError, ParameterError
+from .progress import CancelCheck, Progress, check_cancel, no_progress
+
+DEFAULT_DIMS = (2, 4, 8, 16)
+MAX_PCA_COMPONENTS = 50
+METRICS = ("euclidean", "cosine", "manhattan", "correlation")
+MODEL_FILE = "model.pkl"
+
+
+def reduction_key(features: list[str] | tuple[str, ...] | str) -> str:
+    """``["birdnet", "saec"]`` -> ``"birdnet+saec"`` (a single name or an existing key passes through)."""
+    names = features.split("+") if isinstance(features, str) else list(features)
+    return "+".join(check_name(n, what="feature set") for n in names)
+
+
+def _validate(features: Any, dims: Any, n_neighbors: Any, min_dist: Any, metric: Any) -> tuple[list[str], list[int]]:
+    if isinstance(features, str):
+        features = [f for f in features.replace(",", "+").split("+") if f]
+    features = list(features or [])
+    if not features:
+        raise ParameterError("--features needs at least one feature set, e.g. birdnet or birdnet,saec")
+    if len(set(features)) != len(features):
+        raise ParameterError(f"--features lists a feature set twice: {features}")
+    try:
+        dims = sorted({int(d) for d in dims})
+    except (TypeError, ValueError):
+        raise ParameterError(f"--dims must be whole numbers between 2 and 64, got {dims!r}") from None
+    if not dims or dims[0] < 2 or dims[-1] > 64:
+        raise ParameterError(f"--dims must be whole numbers between 2 and 64, got {dims!r}")
+    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, int) or not 2 <= n_neighbors <= 200:
+        raise ParameterError(f"n_neighbors must be a whole number in [2, 200], got {n_neighbors!r}")
+    if not isinstance(min_dist, (int, float)) or not 0.0 <= min_dist <= 1.0:
+        raise ParameterError(f"min_dist must be in [0, 1], got {min_dist!r}")
+    if metric not in METRICS:
+        raise ParameterError(f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
+    return features, dims
+
+
+def _fingerprints(collection: Collection, features: list[str]) -> dict[str, str]:
+    """What identifies each feature set's rows: its signature and creation time (appends keep both)."""
+    out = {}
+    for name in features:
+        meta = collection.features_meta(name)
+        out[name] = f"{meta.get('signature', meta.get('version'))}@{meta.get('created', '')}"
+    return out
+
+
+def _load_features(collection: Collection, features: list[str], rows: slice) -> dict[str, np.ndarray]:
+    n = collection.n_clips()
+    out = {}
+    for name in features:
+        X = collection.features(name)
+        if X.shape[0] != n:
+            raise CollectionError(
+                f"feature set {name!r} has {X.shape[0]} rows but the collection has {n} clips: "
+                f"run python -m preprocess features {collection.root} --extractor {name}"
+            )
+        out[name] = np.asarray(X[rows], dtype=np.float32)
+    return out
+
+
+def _prepare(model: dict[str, Any], X_by_name: dict[str, np.ndarray]) -> np.ndarray:
+    """Scale each set, weight it, concatenate in the model's order and project with its PCA."""
+    parts = []
+    for name in model["features"]:
+        if name not in X_by_name:
+            raise ParameterError(f"missing feature set {name!r} for reduction {'+'.join(model['features'])}")
+        mean, scale = model["scalers"][name]
+        X = np.asarray(X_by_name[name], dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != len(mean):
+            raise ParameterError(f"feature set {name!r} must be [n, {len(mean)}], got {X.shape}")
+        parts.append((X - mean) / scale / np.sqrt(X.shape[1]))
+    Z = np.concatenate(parts, axis=1)
+    return np.ascontiguousarray(model["pca"].transform(Z), dtype=np.float32)
+
+
+def reduce_collection(
+    collection: Collection | str | Path,
+    *,
+    features: list[str] | str,
+    dims: tuple[int, ...] | list[int] = DEFAULT_DIMS,
+    n_neighbors: int = 15,
+    min_dist: float = 0.0,
+    display_min_dist: float = 0.1,
+    metric: str = "euclidean",
+    random_state: int = 0,
+    refit: bool = False,
+    refit_growth: float = 0.5,
+    progress: Progress | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> Path:
+    """Fit (or extend) the reduction of ``features`` and return ``reductions/KEY``.
+
+    Parameters
+    ----------
+    features : names of stored feature sets (concatenated in this order, aligned by clip id).
+    dims : UMAP output dimensions for clustering; a 2-d display map is always made too.
+    n_neighbors, min_dist, metric : UMAP parameters (``display_min_dist`` for the display map).
+    """
+    if not isinstance(collection, Collection):
+        collection = Collection.open(collection)
+    progress = progress or no_progress
+    features, dims = _validate(features, dims, n_neighbors, min_dist, metric)
+    _validate(features, dims, n_neighbors, display_min_dist, metric)
+    key = reduction_key(features)
+    out_dir = collection.reduction_dir(key)
+    n = collection.n_clips()
+    fingerprints = _fingerprints(collection, features)
+    params = {
+        "n_neighbors": n_neighbors,
+        "min_dist": float(min_dist),
+        "display_min_dist": float(display_min_dist),
+        "metric": metric,
+        "random_state": random_state,
+    }
+
+    old = _read_meta(out_dir)
+    if (
+        not refit
+        and old is not None
+        and old.get("params") == params
+        and old.get("dims") == dims
+        and old.get("fingerprints") == fingerprints
+        and (out_dir / MODEL_FILE).is_file()
+    ):
+        old_n = int(old.get("n_clips", 0))
+        if old_n == n:
+            progress("reduce", 1, 1, "up to date")
+            return out_dir
+        if old_n < n and (n - old_n) <= refit_growth * max(int(old.get("n_fitted", old_n)), 1):
+            return _extend(collection, key, old, old_n, n, progress=progress, should_cancel=should_cancel)
+
+    if n < 5:
+        raise CollectionError(f"{collection.root} has {n} clips; a reduction needs at least 5")
+    t0 = time.perf_counter()
+    steps = 2 + len(dims)
+    progress("reduce", 0, steps, "standardise + PCA")
+    X_by_name = _load_features(collection, features, slice(None))
+    model: dict[str, Any] = {"features": features, "scalers": {}, "umaps": {}}
+    for name, X in X_by_name.items():
+        mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
+        scale = X.std(axis=0, dtype=np.float64).astype(np.float32)
+        scale[scale < 1e-8] = 1.0  # constant columns stay 0
+        model["scalers"][name] = (mean, scale)
+    from sklearn.decomposition import PCA
+
+    total_dim = sum(X.shape[1] for X in X_by_name.values())
+    n_components = int(min(MAX_PCA_COMPONENTS, total_dim, n - 1))
+    parts = [(X - model["scalers"][k][0]) / model["scalers"][k][1] / np.sqrt(X.shape[1]) for k, X in X_by_name.items()]
+    model["pca"] = PCA(n_components=n_components, svd_solver="covariance_eigh", random_state=random_state).fit(
+        np.concatenate(parts, axis=1)
+    )
+    del parts
+    Y = _prepare(model, X_by_name)
+    del X_by_name
+    check_cancel(should_cancel)
+
+    coords: dict[str, np.ndarray] = {}
+    knn = None
+    jobs = [(f"dims_{d}", d, float(min_dist)) for d in dims] + [("map_2d", 2, float(display_min_dist))]
+    for i, (name, d, md) in enumerate(jobs):
+        progress("reduce", i + 1, steps, f"UMAP {d}-d" + (" (display)" if name == "map_2d" else ""))
+        umap_model = _fit_umap(
+            Y, n_components=d, n_neighbors=n_neighbors, min_dist=md, metric=metric, knn=knn, rs=random_state
+        )
+        if knn is None:
+            knn = (umap_model._knn_indices, umap_model._knn_dists, umap_model._knn_search_index)
+        model["umaps"][name] = umap_model
+        coords[name] = np.asarray(umap_model.embedding_, dtype=np.float32)
+        check_cancel(should_cancel)
+
+    for name, arr in coords.items():
+        save_npy_atomic(out_dir / f"{name}.npy", arr)
+    with atomic_path(out_dir / MODEL_FILE) as tmp:
+        with open(tmp, "wb") as f:
+            pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+    meta = {
+        "features": features,
+        "dims": dims,
+        "params": params,
+        "pca_components": n_components,
+        "pca_explained_variance": round(float(model["pca"].explained_variance_ratio_.sum()), 4),
+        "time_s": round(time.perf_counter() - t0, 3),
+        "n_clips": n,
+        "n_fitted": n,
+        "fingerprints": fingerprints,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    write_json_atomic(out_dir / "meta.json", meta)
+    progress("reduce", steps, steps, "done")
+    return out_dir
+
+
+def _fit_umap(
+    Y: np.ndarray, *, n_components: int, n_neighbors: int, min_dist: float, metric: str, knn: Any, rs: int
+) -> Any:
+    import umap
+
+    kwargs: dict[str, Any] = {}
+    if knn is not None:
+        kwargs["precomputed_knn"] = knn
+    return umap.UMAP(
+        n_components=n_components,
+        n_neighbors=min(n_neighbors, len(Y) - 1),
+        min_dist=min_dist,
+        metric=metric,
+        random_state=rs,
+        force_approximation_algorithm=True,
+        init="spectral" if len(Y) > n_components + 1 else "random",
+        **kwargs,
+    ).fit(Y)
+
+
+def _extend(
+    collection: Collection,
+    key: str,
+    meta: dict[str, Any],
+    old_n: int,
+    n: int,
+    *,
+    progress: Progress,
+    should_cancel: CancelCheck | None,
+) -> Path:
+    """Place clips ``old_n..n`` with the stored model; old coordinates stay as they are."""
+    t0 = time.perf_counter()
+    out_dir = collection.reduction_dir(key)
+    progress("reduce", 0, 1, f"placing {n - old_n} new clips")
+    X_new = _load_features(collection, meta["features"], slice(old_n, n))
+    check_cancel(should_cancel)
+    new_dims, new_map = transform_new(collection, key, X_new)
+    for d, arr in new_dims.items():
+        old = np.load(out_dir / f"dims_{d}.npy")[:old_n]
+        save_npy_atomic(out_dir / f"dims_{d}.npy", np.concatenate([old, arr]))
+    old = np.load(out_dir / "map_2d.npy")[:old_n]
+    save_npy_atomic(out_dir / "map_2d.npy", np.concatenate([old, new_map]))
+    meta = dict(meta, n_clips=n, time_s=round(float(meta.get("time_s", 0)) + time.perf_counter() - t0, 3))
+    meta["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
+    write_json_atomic(out_dir / "meta.json", meta)
+    progress("reduce", 1, 1, "done")
+    return out_dir
+
+
+def load_model(collection: Collection, key: str) -> dict[str, Any]:
+    """The pickled scalers/PCA/UMAPs of reduction ``key``."""
+    path = collection.reduction_dir(key) / MODEL_FILE
+    collection.reduction_meta(key)
+    if not path.is_file():
+        raise CollectionError(f"reduction {key!r} has no {MODEL_FILE}; run python -m preprocess reduce again")
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def transform_new(
+    collection: Collection | str | Path, key: str, X_new: dict[str, np.ndarray] | np.ndarray
+) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    """Place new clips with the fitted reduction ``key`` without moving old ones.
+
+    ``X_new`` is ``{feature name: float32 [m, D_name]}`` or, for a single feature set, its array.
+    Returns ``({D: float32 [m, D]}, map_2d float32 [m, 2])``.
+    """
+    if not isinstance(collection, Collection):
+        collection = Collection.open(collection)
+    model = load_model(collection, key)
+    if not isinstance(X_new, dict):
+        if len(model["features"]) != 1:
+            raise ParameterError(f"reduction {key!r} combines {model['features']}: pass a dict of arrays by name")
+        X_new = {model["features"][0]: X_new}
+    m = len(next(iter(X_new.values())))
+    if m == 0:
+        return {
+            int(n.split("_")[1]): np.zeros((0, int(n.split("_")[1])), np.float32)
+            for n in model["umaps"]
+            if n != "map_2d"
+        }, np.zeros((0, 2), np.float32)
+    Y = _prepare(model, X_new)
+    out: dict[int, np.ndarray] = {}
+    map_2d = None
+    for name, umap_model in model["umaps"].items():
+        coords = np.asarray(umap_model.transform(Y), dtype=np.float32)
+        if name == "map_2d":
+            map_2d = coords
+        else:
+            out[int(name.split("_")[1])] = coords
+    return out, map_2d
+
+
+def _read_meta(out_dir: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        return json.loads((out_dir / "meta.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None

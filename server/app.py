@@ -1,0 +1,78 @@
+"""The Flask app and its one SocketIO (threading mode, one worker): ``create_app(settings) -> (app, socketio)``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+
+from flask import Flask, jsonify, request
+from flask_socketio import SocketIO
+from werkzeug.exceptions import HTTPException
+
+from preprocess.errors import SonomapError
+
+from . import events, views
+from .jobs import JobManager
+from .registry import Registry
+from .settings import Settings
+from .warmup import Warmup, default_steps
+
+log = logging.getLogger(__name__)
+
+
+def _error(message: str, status: int):
+    resp = jsonify({"ok": False, "error": message, "status": status})
+    resp.status_code = status
+    return resp
+
+
+def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
+    """Build the app: REST views, socket events, cluster jobs, labels routes (if present), background warm-up.
+
+    Extras on ``app.extensions["sonomap"]``: ``registry``, ``jobs``, ``warmup``, ``settings``.
+    """
+    app = Flask(__name__, static_folder=None)
+    app.config["SECRET_KEY"] = settings.secret_key
+    app.json.sort_keys = False
+    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=None, max_http_buffer_size=16 * 2**20)
+
+    registry = Registry(settings.collections_dir, max_cached=settings.max_cached_arrays)
+    warmup = Warmup(default_steps(umap=settings.warmup_umap) if settings.warmup else [])
+    jobs = JobManager(socketio, registry, warmup, cache_size=settings.result_cache_size)
+    app.extensions["sonomap"] = {"registry": registry, "jobs": jobs, "warmup": warmup, "settings": settings}
+
+    @app.errorhandler(SonomapError)
+    def on_sonomap_error(e: SonomapError):
+        return _error(str(e), int(getattr(e, "status", 400)))
+
+    @app.errorhandler(HTTPException)
+    def on_http_error(e: HTTPException):
+        if e.code == 304 or (e.code or 500) < 400:
+            return e
+        messages = {404: f"not found: {request.path}", 405: f"method {request.method} not allowed on {request.path}"}
+        return _error(messages.get(e.code, e.description or e.name), e.code or 500)
+
+    @app.errorhandler(Exception)
+    def on_unexpected(e: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(f"internal error ({type(e).__name__}); see the server log", 500)
+
+    @app.get("/api/status")
+    def status():
+        return jsonify({"ok": True, "warmup": warmup.status(), "collections": registry.names()})
+
+    views.register(app, registry=registry, settings=settings)
+    events.register(socketio, jobs=jobs, registry=registry)
+
+    if importlib.util.find_spec("server.labels_api") is not None:
+        labels_api = importlib.import_module("server.labels_api")
+        labels_api.register(app, socketio, collections=registry)
+
+    for module in ("server.upload_api", "server.recording_api"):  # issue 7: uploads, whole-recording view
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module).register(app, socketio, collections=registry, settings=settings)
+
+    if settings.warmup:
+        warmup.start(socketio.start_background_task)
+    return app, socketio

@@ -1,0 +1,67 @@
+"""Server settings: one frozen dataclass, the only place in sonomap that reads the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to know, with defaults.
+
+    collections_dir: folder whose sub-folders are collections (each with a manifest.json).
+    host / port: where to listen; localhost by default, so nothing is exposed to the network.
+    static_dir: the browser app (index.html, dist/ bundle).
+    warmup: compile numba code (fast_hdbscan, pynndescent, UMAP) in the background at start.
+    warmup_umap: include UMAP / pynndescent in the warm-up (only fast_hdbscan is needed to cluster).
+    result_cache_size: cluster results kept per server (keyed by parameters).
+    max_cached_arrays: reduced-coordinate arrays (and their density trees) kept in memory.
+    asset_max_age_s: Cache-Control max-age for sprites, audio and content-hashed bundle files.
+    secret_key: Flask secret (sessions are not used; set for completeness).
+    max_upload_mb: largest file (or zip) accepted from the browser (issue 7 uploads).
+    """
+
+    collections_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 5000
+    static_dir: Path = field(default=_REPO_ROOT / "static")
+    warmup: bool = True
+    warmup_umap: bool = True
+    result_cache_size: int = 32
+    max_cached_arrays: int = 6
+    asset_max_age_s: int = 7 * 24 * 3600
+    secret_key: str = "sonomap-local"
+    max_upload_mb: int = 2048  # largest file (or zip) a browser may upload, in MB
+
+    @classmethod
+    def from_env(cls, collections_dir: Path | str | None = None, **overrides) -> Settings:
+        """Settings from ``SONOMAP_*`` environment variables, then ``overrides`` (command-line) on top."""
+        env = os.environ
+        values: dict = {}
+        if "SONOMAP_COLLECTIONS" in env:
+            values["collections_dir"] = Path(env["SONOMAP_COLLECTIONS"])
+        if "SONOMAP_HOST" in env:
+            values["host"] = env["SONOMAP_HOST"]
+        if "SONOMAP_PORT" in env:
+            values["port"] = int(env["SONOMAP_PORT"])
+        if "SONOMAP_STATIC" in env:
+            values["static_dir"] = Path(env["SONOMAP_STATIC"])
+        if "SONOMAP_WARMUP" in env:
+            values["warmup"] = env["SONOMAP_WARMUP"].lower() not in ("0", "false", "no", "off")
+        if "SONOMAP_MAX_UPLOAD_MB" in env:
+            values["max_upload_mb"] = int(env["SONOMAP_MAX_UPLOAD_MB"])
+        if "SONOMAP_SECRET_KEY" in env:
+            values["secret_key"] = env["SONOMAP_SECRET_KEY"]
+        if collections_dir is not None:
+            values["collections_dir"] = Path(collections_dir)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "collections_dir" not in values:
+            raise ValueError("no collections folder: pass --collections DIR or set SONOMAP_COLLECTIONS")
+        return cls(**values)
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes)

@@ -1,0 +1,72 @@
+"""Per-cluster summaries sent with a cluster result: size, medoid clip, top labels, top BirdNET species."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def summarize_clusters(
+    labels: np.ndarray,
+    X: np.ndarray,
+    *,
+    clip_labels: np.ndarray | None = None,
+    clip_species: np.ndarray | None = None,
+    top: int = 3,
+) -> list[dict[str, Any]]:
+    """One dict per cluster id 0..k-1: ``{id, size, medoid, top_labels, top_species}``.
+
+    ``medoid`` is the member clip nearest to its cluster's mean in ``X`` (an O(n·d) stand-in for the true medoid).
+    ``top_labels`` / ``top_species``: up to ``top`` ``[value, count]`` pairs among members, most frequent first;
+    ``clip_labels`` / ``clip_species`` are object arrays of n values (None = unknown).
+    """
+    labels = np.asarray(labels)
+    k = int(labels.max()) + 1 if len(labels) else 0
+    if k <= 0:
+        return []
+    members = labels >= 0
+    lab = labels[members]
+    idx = np.flatnonzero(members)
+    sizes = np.bincount(lab, minlength=k)
+    Xm = np.asarray(X, dtype=np.float64)[members]
+    centroids = np.stack([np.bincount(lab, weights=Xm[:, j], minlength=k) for j in range(Xm.shape[1])], axis=1)
+    centroids /= np.maximum(sizes, 1)[:, None]
+    dist = ((Xm - centroids[lab]) ** 2).sum(axis=1)
+    order = np.lexsort((dist, lab))
+    first = np.searchsorted(lab[order], np.arange(k))
+    medoids = idx[order[np.minimum(first, len(order) - 1)]]
+    tops_l = _top_values(lab, idx, clip_labels, k, top)
+    tops_s = _top_values(lab, idx, clip_species, k, top)
+    return [
+        {
+            "id": c,
+            "size": int(sizes[c]),
+            "medoid": int(medoids[c]),
+            "top_labels": tops_l[c],
+            "top_species": tops_s[c],
+        }
+        for c in range(k)
+    ]
+
+
+def _top_values(lab: np.ndarray, idx: np.ndarray, values: np.ndarray | None, k: int, top: int) -> list[list]:
+    out: list[list] = [[] for _ in range(k)]
+    if values is None:
+        return out
+    import pandas as pd
+
+    codes, uniques = pd.factorize(pd.Series(np.asarray(values, dtype=object)[idx]), use_na_sentinel=True)
+    keep = codes >= 0
+    if not keep.any():
+        return out
+    m = len(uniques)
+    combined = lab[keep].astype(np.int64) * m + codes[keep]
+    pairs, counts = np.unique(combined, return_counts=True)
+    cl, code = pairs // m, pairs % m
+    order = np.lexsort((code, -counts, cl))
+    for c_, v_, n_ in zip(cl[order], code[order], counts[order], strict=True):
+        row = out[int(c_)]
+        if len(row) < top:
+            row.append([str(uniques[v_]), int(n_)])
+    return out

@@ -1,0 +1,118 @@
+// Every URL the page uses, and the JSON/binary fetch helpers. Nothing else in the app builds a URL.
+
+const enc = encodeURIComponent;
+const base = (c) => `/api/collections/${enc(c)}`;
+
+export const urls = {
+  collections: () => '/api/collections',
+  collection: (c) => base(c),
+  clips: (c) => `${base(c)}/clips`,
+  clipsBin: (c) => `${base(c)}/clips.bin`,
+  map: (c, key) => `${base(c)}/reductions/${enc(key)}/map.f32`,
+  sheet: (c, sheet, ext = 'jpg') => `${base(c)}/sprites/sheet_${String(sheet).padStart(5, '0')}.${ext}`,
+  audio: (c, sprite) => `${base(c)}/audio/sprite_${String(sprite).padStart(5, '0')}.flac`,
+  classes: (c) => `${base(c)}/classes`,
+  klass: (c, id) => `${base(c)}/classes/${enc(id)}`,
+  members: (c, id) => `${base(c)}/classes/${enc(id)}/members`,
+  undo: (c) => `${base(c)}/labels/undo`,
+  redo: (c) => `${base(c)}/labels/redo`,
+  exportFile: (c, format = 'csv', labelledOnly = false) =>
+    `${base(c)}/export?format=${enc(format)}${labelledOnly ? '&labelled_only=1' : ''}`,
+  importFile: (c) => `${base(c)}/import`,
+};
+
+export class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function request(url, { method = 'GET', body } = {}) {
+  const init = { method, headers: {} };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(url, init);
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    throw new ApiError(`${method} ${url}: HTTP ${res.status}`, res.status);
+  }
+  if (!res.ok || (data && data.ok === false)) {
+    throw new ApiError((data && data.error) || `HTTP ${res.status}`, res.status);
+  }
+  return data;
+}
+
+export const getJSON = (url) => request(url);
+
+/** Little-endian float32 x,y pairs → Float32Array [n*2]. */
+export async function getMap(c, key) {
+  const res = await fetch(urls.map(c, key));
+  if (!res.ok) {
+    let msg = `HTTP ${res.status}`;
+    try {
+      msg = (await res.json()).error || msg;
+    } catch {}
+    throw new ApiError(msg, res.status);
+  }
+  const buf = await res.arrayBuffer();
+  const view = new DataView(buf);
+  const n = buf.byteLength >> 2;
+  const out = new Float32Array(n);
+  // Every browser we target is little-endian; the DataView path keeps us correct elsewhere.
+  const le = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+  if (le) out.set(new Float32Array(buf, 0, n));
+  else for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
+  return out;
+}
+
+/**
+ * The clip table, columnar: the compact binary form (clips.bin: "SMC1", uint32 header length, JSON header, body of
+ * int32/float32/float64 arrays and dictionary-coded strings) when the server has it, else the JSON form.
+ */
+export async function getClips(c) {
+  const res = await fetch(urls.clipsBin(c));
+  if (!res.ok) return request(urls.clips(c));
+  const buf = await res.arrayBuffer();
+  const magic = new TextDecoder().decode(new Uint8Array(buf, 0, 4));
+  if (magic !== 'SMC1') return request(urls.clips(c));
+  const hlen = new DataView(buf).getUint32(4, true);
+  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 8, hlen)));
+  const body = 8 + hlen;
+  const columns = {};
+  const Typed = { int32: Int32Array, float32: Float32Array, float64: Float64Array };
+  for (const col of header.columns) {
+    const off = body + col.offset;
+    if (col.dtype === 'dict') {
+      const codes = new Int32Array(buf, off, col.length / 4);
+      const values = col.values;
+      const out = new Array(codes.length);
+      for (let i = 0; i < codes.length; i++) out[i] = codes[i] < 0 ? null : values[codes[i]];
+      columns[col.name] = out;
+    } else {
+      const T = Typed[col.dtype];
+      columns[col.name] = new T(buf, off, col.length / T.BYTES_PER_ELEMENT);
+    }
+  }
+  return { ok: true, n: header.n, columns };
+}
+
+export const api = {
+  collections: () => request(urls.collections()),
+  collection: (c) => request(urls.collection(c)),
+  clips: (c) => request(urls.clips(c)),
+  classes: (c) => request(urls.classes(c)),
+  createClass: (c, name, color) => request(urls.classes(c), { method: 'POST', body: color ? { name, color } : { name } }),
+  updateClass: (c, id, patch) => request(urls.klass(c, id), { method: 'PATCH', body: patch }),
+  deleteClass: (c, id) => request(urls.klass(c, id), { method: 'DELETE' }),
+  addMembers: (c, id, clipIds, source) =>
+    request(urls.members(c, id), { method: 'POST', body: { clip_ids: Array.from(clipIds), source } }),
+  removeMembers: (c, id, clipIds) =>
+    request(urls.members(c, id), { method: 'DELETE', body: { clip_ids: Array.from(clipIds) } }),
+  undo: (c) => request(urls.undo(c), { method: 'POST', body: {} }),
+  redo: (c) => request(urls.redo(c), { method: 'POST', body: {} }),
+};

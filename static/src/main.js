@@ -1,0 +1,183 @@
+// Boot: load the collection, draw the map, wire the views together. Behaviours live in actions.js.
+import { api, getClips, getMap, urls } from './api.js';
+import { state, set, subscribe } from './state.js';
+import { connect, joinCollection } from './socket.js';
+import { SpritePlayer } from './audio/player.js';
+import { createMap, normalise } from './views/map.js';
+import { actions, hook, toast } from './actions.js';
+import { initHoverCard } from './views/hovercard.js';
+import { initLegend } from './views/legend.js';
+import { initControls } from './views/controls.js';
+import { initGallery } from './views/gallery.js';
+import { initPooling } from './views/pooling.js';
+import { initKeyboard } from './keyboard.js';
+import { escapeHtml, fmtInt } from './util.js';
+
+const $ = (id) => document.getElementById(id);
+
+const mark = (name) => performance.mark(`sonomap:${name}`);
+
+async function boot() {
+  const t0 = performance.now();
+  mark('boot');
+  const status = $('map-status');
+  const params = new URLSearchParams(location.search);
+  let list;
+  try {
+    list = (await api.collections()).collections || [];
+  } catch (e) {
+    status.textContent = `Could not reach the server: ${e.message}`;
+    return;
+  }
+  if (!list.length) {
+    status.textContent = 'No collections yet. Build one with: python -m preprocess build INPUT --out COLLECTION';
+    return;
+  }
+  mark('collections');
+  const names = list.map((c) => c.name);
+  const name = names.includes(params.get('c')) ? params.get('c') : names[0];
+  const sel = $('collection-select');
+  sel.innerHTML = names.map((n) => `<option>${escapeHtml(n)}</option>`).join('');
+  sel.value = name;
+  sel.onchange = () => {
+    location.search = `?c=${encodeURIComponent(sel.value)}`;
+  };
+
+  const info = (await api.collection(name)).collection;
+  mark('info');
+  const config = info.config || {};
+  set({ collections: list, collection: name, info, config });
+  const counts = info.counts || {};
+  $('collection-counts').textContent =
+    `${fmtInt(counts.clips ?? 0)} clips · ${fmtInt(counts.recordings ?? 0)} recordings` +
+    (counts.audio_s ? ` · ${(counts.audio_s / 3600).toFixed(1)} h` : '');
+
+  const reductions = info.reductions || [];
+  const key = params.get('r') && reductions.some((r) => r.key === params.get('r'))
+    ? params.get('r')
+    : info.default_reduction || (reductions[0] && reductions[0].key);
+
+  const player = new SpritePlayer({
+    urlFor: (s) => urls.audio(name, s),
+    sampleRate: Number(config.audio_sample_rate || config.sample_rate || 22050),
+  });
+  const map = createMap({
+    canvas: $('map-canvas'),
+    onHover: (i, t, th) => actions.hoverPoint(i, t, th),
+    onOut: () => actions.leavePoint(),
+    onClick: (i) => actions.pin(i),
+    onLasso: (ids) => actions.lassoSelect(ids),
+    onDeselect: () => actions.clearFocus(),
+  });
+  actions.init({ map, player });
+  let connectedBefore = false;
+  connect({
+    onConnect: async () => {
+      await joinCollection(name);
+      if (connectedBefore) {
+        // after a reconnect: catch up on label changes, and re-ask for a result we never received
+        actions.refreshClasses();
+        if (state.clusterRequest && (!state.job || state.job.state !== 'done')) actions.runClustering();
+      }
+      connectedBefore = true;
+    },
+    onProgress: (m) => actions.onJobProgress(m),
+    onResult: (m) => actions.onJobResult(m),
+    onError: (m) => actions.onJobError(m),
+    onCancelled: (m) => actions.onJobCancelled(m),
+    onLabelsChanged: (m) => actions.onLabelsChanged(m),
+  });
+
+  // The map first (8 bytes a point), then the clip table: the server builds both in one process, so asking for
+  // the bigger one at the same time only delays the first points.
+  let clipsP = null;
+  if (!key) {
+    status.textContent = 'This collection has no reduction yet: run python -m preprocess reduce';
+  } else {
+    set({ reduction: key });
+    const xy = await getMap(name, key);
+    mark('map-fetched');
+    clipsP = getClips(name);
+    const { nx, ny, box } = normalise(xy);
+    set({ xy, nx, ny, n: nx.length });
+    await map.setPoints(nx, ny, box);
+    hook.firstPointsMs = performance.now();
+    hook.pointsDrawn = nx.length;
+    performance.mark('sonomap:first-points');
+    status.hidden = true;
+  }
+
+  const clipsRes = await (clipsP || getClips(name));
+  const clips = clipsRes.columns || {};
+  set({ clips, n: state.n || clipsRes.n });
+  hook.clipsLoadedMs = performance.now();
+  actions.afterClipsLoaded();
+
+  initHoverCard($('hovercard'));
+  initLegend($('legend'), $('color-by'), $('hide-noise'));
+  initControls($('controls-body'), $('job'), $('cluster-summary'));
+  initGallery($('gallery'));
+  initPooling($('pooling'));
+  initKeyboard();
+  initTopbar(player, map);
+
+  actions.refreshClasses();
+  hook.ready = true;
+  hook.bootMs = performance.now() - t0;
+}
+
+function initTopbar(player, map) {
+  const vol = $('volume');
+  const mute = $('mute-toggle');
+  vol.value = String(state.volume);
+  mute.innerHTML = speakerIcon(false);
+  vol.oninput = () => set({ volume: Number(vol.value), muted: false });
+  mute.onclick = () => set({ muted: !state.muted });
+  subscribe(['volume', 'muted'], (s) => {
+    player.setVolume(s.volume);
+    player.setMuted(s.muted);
+    mute.innerHTML = speakerIcon(s.muted || s.volume === 0);
+    mute.classList.toggle('on', s.muted);
+    vol.value = String(s.volume);
+  });
+  const lasso = $('lasso-toggle');
+  lasso.onclick = () => set({ lassoMode: !state.lassoMode });
+  subscribe('lassoMode', (s) => {
+    map.setLasso(s.lassoMode);
+    lasso.classList.toggle('on', s.lassoMode);
+  });
+  $('zoom-reset').onclick = () => map.fit();
+  const help = $('help');
+  $('help-toggle').onclick = () => (help.hidden = !help.hidden);
+  $('help-close').onclick = () => (help.hidden = true);
+  help.onclick = (e) => {
+    if (e.target === help) help.hidden = true;
+  };
+  if (!localStorage.getItem('sonomap:seen-help')) {
+    localStorage.setItem('sonomap:seen-help', '1');
+  }
+
+  // Browsers start audio suspended until a click or key press; say so, and resume on the first one.
+  const hint = $('sound-hint');
+  const update = () => (hint.hidden = player.running);
+  player.onStateChange = update;
+  update();
+  const wake = () => player.resume().then(update);
+  window.addEventListener('pointerdown', wake, { capture: true });
+  window.addEventListener('keydown', wake, { capture: true });
+}
+
+function speakerIcon(off) {
+  const waves = off
+    ? '<path d="M16 9l5 6M21 9l-5 6" stroke="currentColor" stroke-width="2" fill="none" stroke-linecap="round"/>'
+    : '<path d="M16 8.5a5 5 0 0 1 0 7M18.5 6a8.5 8.5 0 0 1 0 12" stroke="currentColor" stroke-width="2" fill="none" stroke-linecap="round"/>';
+  return `<svg width="16" height="16" viewBox="0 0 24 24" aria-hidden="true"><path d="M4 9h4l5-4v14l-5-4H4z" fill="currentColor"/>${waves}</svg>`;
+}
+
+boot().catch((e) => {
+  console.error(e);
+  toast(`Could not load: ${e.message}`, 'error');
+  const st = document.getElementById('map-status');
+  st.hidden = false;
+  st.textContent = `Could not load: ${e.message}`;
+});

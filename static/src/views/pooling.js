@@ -1,0 +1,79 @@
+// Pooling: named classes, add the current cluster(s)/lasso/pinned clip, remove, rename, delete, undo, export.
+import { state, subscribe } from '../state.js';
+import { actions } from '../actions.js';
+import { urls } from '../api.js';
+import { fmtInt, el } from '../util.js';
+
+export function initPooling(root) {
+  let exportFormat = 'csv';
+  let labelledOnly = false;
+
+  const render = () => {
+    const target = actions.addTarget();
+    root.innerHTML = '';
+    const name = el('input', { type: 'text', id: 'new-class-name', placeholder: 'New class, e.g. “Blackbird song”', 'aria-label': 'New class name' });
+    const create = el('button', { class: 'primary', id: 'create-class', type: 'submit' }, '+ New class');
+    const form = el('form', { class: 'new-class' }, name, create);
+    form.onsubmit = async (e) => {
+      e.preventDefault();
+      const v = name.value;
+      if (await actions.createClass(v)) name.value = '';
+    };
+    const undo = el('button', { class: 'tool small', id: 'undo', title: 'Undo (Ctrl+Z)', disabled: !state.canUndo, onclick: () => actions.undo() }, '↶ Undo');
+    const redo = el('button', { class: 'tool small', id: 'redo', title: 'Redo (Ctrl+Y)', disabled: !state.canRedo, onclick: () => actions.redo() }, '↷');
+    const head = el('div', { class: 'row' }, el('h2', {}, 'Classes'), el('span', { class: 'spacer' }), undo, redo);
+    const tgt = el('div', { class: 'target' },
+      target
+        ? [el('span', { class: 'muted' }, 'Add: '), el('b', { id: 'add-target' }, target.label), el('span', { class: 'muted' }, ` (${fmtInt(target.ids.length)})`)]
+        : el('span', { class: 'muted' }, 'Pick a cluster, lasso points or pin a clip, then press + on a class (or its number key).'),
+    );
+    const list = el('div', { class: 'class-list', id: 'class-list' });
+    state.classes.forEach((k, j) => {
+      const isFocus = state.focus && state.focus.kind === 'class' && state.focus.classId === k.id;
+      const nameEl = el('span', { class: 'cl-name', title: 'Double-click to rename' }, k.name);
+      nameEl.ondblclick = () => {
+        const input = el('input', { type: 'text', class: 'rename', value: k.name, 'aria-label': 'Rename class' });
+        const done = (ok) => (ok && input.value.trim() && input.value.trim() !== k.name ? actions.renameClass(k.id, input.value) : render());
+        input.onkeydown = (e) => {
+          e.stopPropagation();
+          if (e.key === 'Enter') done(true);
+          if (e.key === 'Escape') done(false);
+        };
+        input.onblur = () => done(true);
+        nameEl.replaceWith(input);
+        input.focus();
+        input.select();
+      };
+      const row = el('div', { class: `cl-row${isFocus ? ' active' : ''}`, 'data-class': String(k.id), 'data-name': k.name },
+        el('span', { class: 'key' }, j < 9 ? String(j + 1) : ''),
+        el('span', { class: 'sw', style: { background: k.color || '#888' } }),
+        nameEl,
+        el('span', { class: 'cl-size' }, fmtInt(k.size ?? (state.members[k.id] || []).length)),
+        el('button', { class: 'tool small add', title: `Add the selection${j < 9 ? ` (${j + 1})` : ''}`, disabled: !target, onclick: () => actions.addToClass(k.id) }, '+'),
+        el('button', { class: 'tool small view', title: 'Show its gallery', onclick: () => actions.focusClass(k.id) }, '▦'),
+        el('button', { class: 'tool small del', title: 'Delete class', onclick: () => confirm(`Delete class “${k.name}”? (Undo brings it back.)`) && actions.deleteClass(k.id) }, '✕'),
+      );
+      list.append(row);
+    });
+    if (!state.classes.length) list.append(el('div', { class: 'empty' }, 'No classes yet. Name one above.'));
+
+    const fmt = el('select', { id: 'export-format', 'aria-label': 'Export format' },
+      [['csv', 'CSV'], ['raven', 'Raven'], ['audacity', 'Audacity'], ['json', 'JSON']].map(([v, t]) => el('option', { value: v }, t)));
+    fmt.value = exportFormat;
+    fmt.onchange = () => {
+      exportFormat = fmt.value;
+      render();
+    };
+    const only = el('input', { type: 'checkbox', id: 'export-labelled-only' });
+    only.checked = labelledOnly;
+    only.onchange = () => {
+      labelledOnly = only.checked;
+      render();
+    };
+    const download = el('a', { class: 'button primary', id: 'export', href: urls.exportFile(state.collection, exportFormat, labelledOnly), download: '' }, '⤓ Export');
+    const exp = el('div', { class: 'export' }, fmt, el('label', { class: 'check' }, only, ' labelled only'), el('span', { class: 'spacer' }), download);
+    root.append(head, form, tgt, list, exp);
+  };
+  subscribe(['classes', 'members', 'focus', 'pinned', 'canUndo', 'canRedo'], render);
+  render();
+}

@@ -1,0 +1,169 @@
+"""Browser tests: the real server (``python -m server``) over a real built collection, driven in Debian's Chromium.
+
+One server and one browser per session. The collection is the demo recordings built by the real CLI
+(``python -m preprocess build --no-features``, a few seconds); if that build has no reduction yet, a PCA map of the
+spectrograms is added in the contract's format so the page has something to draw. ``SONOMAP_TEST_COLLECTION=PATH``
+uses (a copy of) an existing collection instead; ``SONOMAP_TEST_SERVER_URL=http://…`` uses a server that is already
+running (it must serve a collection named ``demo``; the tests add classes to it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def add_pca_reduction(root: Path, *, key: str = "spectro_pca") -> None:
+    """Write features + reduction ``key`` (PCA of the log-mel spectrograms) per the collection contract."""
+    spec = np.load(root / "spectrograms.npy").astype(np.float32)
+    X = spec.reshape(len(spec), -1)
+    X -= X.mean(axis=0)
+    u, s, _ = np.linalg.svd(X, full_matrices=False)
+    Z = (u[:, :16] * s[:16]).astype(np.float32)
+    Z /= np.abs(Z[:, :2]).max() or 1.0
+    fdir = root / "features" / key
+    fdir.mkdir(parents=True, exist_ok=True)
+    np.save(fdir / "features.npy", Z)
+    (fdir / "meta.json").write_text(
+        json.dumps({"extractor": "pca", "dim": 16, "params": {}, "model": None, "version": "test", "time_s": 0.0})
+    )
+    rdir = root / "reductions" / key
+    rdir.mkdir(parents=True, exist_ok=True)
+    np.save(rdir / "map_2d.npy", np.ascontiguousarray(Z[:, :2]))
+    for d in (2, 4, 8):
+        np.save(rdir / f"dims_{d}.npy", np.ascontiguousarray(Z[:, :d]))
+    (rdir / "meta.json").write_text(json.dumps({"features": [key], "dims": [2, 4, 8], "params": {}, "time_s": 0.0}))
+
+
+def _build_collections(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("browser") / "collections"
+    root.mkdir()
+    target = root / "demo"
+    given = os.environ.get("SONOMAP_TEST_COLLECTION")
+    if given:
+        shutil.copytree(given, target, ignore=shutil.ignore_patterns("labels.sqlite*", "work"))
+    else:
+        cmd = [sys.executable, "-m", "preprocess", "build", str(REPO / "demo" / "recordings"), "--out", str(target)]
+        labels = REPO / "demo" / "recordings" / "labels.csv"
+        if labels.exists():
+            cmd += ["--labels", str(labels)]
+        done = subprocess.run([*cmd, "--no-features"], cwd=REPO, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise RuntimeError(f"building the demo collection failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    if not any((target / "reductions").glob("*/map_2d.npy")):
+        add_pca_reduction(target)
+    return root
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="session")
+def get_json():
+    """GET a JSON URL (for checking what the page did through the REST API)."""
+    return _get_json
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)")
+    if os.environ.get("SONOMAP_TEST_SERVER_URL"):
+        yield os.environ["SONOMAP_TEST_SERVER_URL"].rstrip("/")
+        return
+    collections_dir = _build_collections(tmp_path_factory)
+    port = _free_port()
+    log = open(collections_dir.parent / "server.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "--collections", str(collections_dir), "--port", str(port)],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            _get_json(f"{url}/api/collections")
+            break
+        except Exception:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                log.close()
+                raise RuntimeError(
+                    f"server did not start: {(collections_dir.parent / 'server.log').read_text()[-3000:]}"
+                ) from None
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser(server_url: str):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def page(browser, server_url: str):
+    """One page on the demo collection, shared by the tests in file order (they build on each other)."""
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(f"{server_url}/?c=demo")
+    pg.wait_for_function("window.__sonomap && window.__sonomap.ready", timeout=60_000)
+    pg.errors = errors
+    yield pg
+    ctx.close()
+
+
+@pytest.fixture(scope="session")
+def demo(server_url: str) -> dict:
+    """REST view of the demo collection: info, clip columns and the display map."""
+    info = _get_json(f"{server_url}/api/collections/demo")["collection"]
+    clips = _get_json(f"{server_url}/api/collections/demo/clips")
+    key = info.get("default_reduction") or info["reductions"][0]["key"]
+    with urllib.request.urlopen(f"{server_url}/api/collections/demo/reductions/{key}/map.f32", timeout=30) as r:
+        xy = np.frombuffer(r.read(), dtype="<f4").reshape(-1, 2)
+    return {"info": info, "clips": clips, "xy": xy, "key": key}

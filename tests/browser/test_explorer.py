@@ -1,0 +1,209 @@
+"""What a person sees and hears in the explorer, in real Chromium against the real server.
+
+The tests share one page and run in file order, like a user's session: load → listen → tune → pool → export.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+pytestmark = pytest.mark.browser
+
+
+def hook(page, expr: str):
+    return page.evaluate(f"(() => {{ const h = window.__sonomap; return {expr}; }})()")
+
+
+def screen_points(page) -> np.ndarray:
+    """Screen positions of every point ([n, 2], NaN when off screen)."""
+    pts = page.evaluate(
+        "(() => { const h = window.__sonomap; const n = h.state.n; const out = [];"
+        " for (let i = 0; i < n; i++) { const p = h.pointToScreen(i); out.push(p ? p : [NaN, NaN]); } return out; })()"
+    )
+    return np.array([[np.nan if v is None else v for v in p] for p in pts], dtype=float)
+
+
+def isolated_points(xy: np.ndarray, k: int = 3) -> list[int]:
+    """Indices of the k on-screen points farthest from their nearest neighbour (unambiguous hover targets)."""
+    ok = np.isfinite(xy).all(axis=1)
+    d = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1))
+    d[np.arange(len(xy)), np.arange(len(xy))] = np.inf
+    d[:, ~ok] = np.inf
+    nn = np.where(ok, d.min(axis=1), -1)
+    return [int(i) for i in np.argsort(-nn)[:k]]
+
+
+def test_page_loads_the_demo_and_draws_points(page, demo):
+    n = demo["clips"]["n"]
+    assert n > 10
+    assert hook(page, "h.pointsDrawn") == n == len(demo["xy"])
+    assert hook(page, "h.state.collection") == "demo"
+    # a clustering result streams in on its own, so the legend has clusters to click
+    page.wait_for_function("window.__sonomap.clusterResults > 0", timeout=120_000)
+    assert page.locator("#legend .lg-row").count() > 0
+    assert not page.errors
+
+
+def test_hovering_a_point_plays_exactly_that_clip(page, demo):
+    cols = demo["clips"]["columns"]
+    rate = float(demo["info"]["config"]["audio_sample_rate"])
+    xy = screen_points(page)
+    targets = isolated_points(xy, k=2)
+    before = hook(page, "h.playbacks")
+    for i in targets:
+        x, y = xy[i]
+        page.mouse.move(x - 40, y - 40)
+        page.mouse.move(x, y, steps=4)
+        page.wait_for_function(f"window.__sonomap.lastPlayback && window.__sonomap.lastPlayback.clip_id === {i}")
+        pb = hook(page, "h.lastPlayback")
+        assert pb["sprite"] == cols["audio_sprite"][i]
+        assert pb["offset_s"] == pytest.approx(cols["audio_offset"][i] / rate, abs=1e-6)
+        assert pb["duration_s"] == pytest.approx(cols["audio_length"][i] / rate, abs=1e-6)
+        assert pb["t_scheduled"] >= pb["t_event"]
+        assert pb["context_state"] == "running"
+        # the hover card shows that clip
+        assert f"clip {i}" in page.locator("#hovercard").inner_text()
+    assert hook(page, "h.playbacks") > before
+    page.mouse.move(5, 5)
+
+
+def test_changing_a_slider_recolours_the_map_from_a_new_streamed_result(page):
+    page.select_option("#color-by", "cluster")
+    page.select_option("#ctl-algorithm", "kmeans")
+    page.wait_for_function(
+        "window.__sonomap.lastResult && window.__sonomap.lastResult.request.algorithm === 'kmeans'", timeout=120_000
+    )
+    first = hook(page, "h.lastResult")
+    colors_before = hook(page, "h.colorVersion")
+    slider = page.locator("#param-n_clusters")
+    slider.focus()
+    for _ in range(60):
+        page.keyboard.press("ArrowRight")
+        if int(page.locator('[aria-label="n_clusters value"]').input_value()) >= first["n_clusters"] + 2:
+            break
+    wanted = int(page.locator('[aria-label="n_clusters value"]').input_value())
+    assert wanted != first["n_clusters"]
+    page.wait_for_function(
+        f"window.__sonomap.lastResult.request.params.n_clusters === {wanted}"
+        f" && window.__sonomap.colorVersion > {colors_before}",
+        timeout=120_000,
+    )
+    last = hook(page, "h.lastResult")
+    assert last["job_id"] != first["job_id"]
+    assert last["n_clusters"] == wanted
+    # the legend (one row per cluster, plus noise if any) follows the new result
+    rows = page.locator("#legend .lg-row").count()
+    assert rows == wanted + (1 if last["n_noise"] else 0)
+    assert page.locator("#n-clusters").inner_text() == str(wanted)
+
+
+def test_lasso_and_pooling_produce_the_expected_class(page, server_url, get_json):
+    xy = screen_points(page)
+    ok = np.isfinite(xy).all(axis=1)
+    xs = np.sort(xy[ok, 0])
+    # cut the cloud at the widest horizontal gap in its middle, so no point sits on the lasso's edge
+    lo, hi = int(len(xs) * 0.25), int(len(xs) * 0.75)
+    gaps = np.diff(xs[lo:hi])
+    j = lo + int(np.argmax(gaps))
+    cut = (xs[j] + xs[j + 1]) / 2
+    y0, y1 = np.nanmin(xy[:, 1]) - 15, np.nanmax(xy[:, 1]) + 15
+    x0 = np.nanmin(xy[:, 0]) - 15
+    expected = sorted(int(i) for i in np.where(ok & (xy[:, 0] < cut))[0])
+
+    page.click("#lasso-toggle")
+    corners = [(x0, y0), (cut, y0), (cut, y1), (x0, y1), (x0, y0 + 1)]
+    page.mouse.move(*corners[0])
+    page.mouse.down()
+    for a, b in zip(corners, corners[1:], strict=False):
+        for t in np.linspace(0, 1, 8)[1:]:
+            page.mouse.move(a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
+    page.mouse.up()
+    page.wait_for_function("window.__sonomap.state.focus && window.__sonomap.state.focus.kind === 'lasso'")
+    got = sorted(hook(page, "Array.from(h.state.focus.ids)"))
+    assert got == expected
+
+    page.fill("#new-class-name", "Lasso song")
+    page.click("#create-class")
+    row = page.locator('.cl-row[data-name="Lasso song"]')
+    row.wait_for()
+    row.locator("button.add").click()
+    page.wait_for_function(
+        "(() => { const s = window.__sonomap.state; const k = s.classes.find(c => c.name === 'Lasso song');"
+        f" return k && k.size === {len(expected)}; }})()"
+    )
+    state = get_json(f"{server_url}/api/collections/demo/classes")
+    klass = next(c for c in state["classes"] if c["name"] == "Lasso song")
+    assert sorted(state["members"][str(klass["id"])]) == expected
+
+    # two clusters (legend click, shift-click) pooled with the number key of a new class
+    page.keyboard.press("Escape")
+    page.fill("#new-class-name", "Two clusters")
+    page.click("#create-class")
+    page.locator('.cl-row[data-name="Two clusters"]').wait_for()
+    rows = page.locator("#legend .lg-row")
+    rows.nth(0).click()
+    rows.nth(1).click(modifiers=["Shift"])
+    labels = np.array(
+        page.evaluate("Array.from(window.__sonomap.state.cluster.labels)"),
+        dtype=int,
+    )
+    chosen = hook(page, "h.state.focus.clusterIds")
+    assert len(chosen) == 2
+    want = sorted(int(i) for i in np.where(np.isin(labels, chosen))[0])
+    page.locator("#map").hover(position={"x": 3, "y": 3})  # keys go to the page, not an input
+    page.keyboard.press("2")
+    page.wait_for_function(
+        "(() => { const k = window.__sonomap.state.classes.find(c => c.name === 'Two clusters');"
+        f" return k && k.size === {len(want)}; }})()"
+    )
+    state = get_json(f"{server_url}/api/collections/demo/classes")
+    k2 = next(c for c in state["classes"] if c["name"] == "Two clusters")
+    assert sorted(state["members"][str(k2["id"])]) == want
+
+    # the class's gallery lists its members; undo takes the last addition back
+    page.locator('.cl-row[data-name="Two clusters"] button.view').click()
+    assert page.locator("#gallery .tile").count() == min(len(want), 240)
+    page.click("#undo")
+    page.wait_for_function(
+        "(() => { const k = window.__sonomap.state.classes.find(c => c.name === 'Two clusters'); return k && k.size === 0; })()"
+    )
+
+
+def test_exporting_downloads_the_expected_csv(page, server_url, get_json):
+    state = get_json(f"{server_url}/api/collections/demo/classes")
+    klass = next(c for c in state["classes"] if c["name"] == "Lasso song")
+    members = set(state["members"][str(klass["id"])])
+    with page.expect_download() as dl:
+        page.click("#export")
+    path = dl.value.path()
+    assert dl.value.suggested_filename.endswith(".csv")
+    rows = list(csv.DictReader(io.StringIO(open(path, encoding="utf-8").read())))
+    assert "Lasso song" in rows[0]
+    assert {int(r["clip_id"]) for r in rows if r["Lasso song"] == "1"} == members
+    # same bytes as the REST export
+    with urllib.request.urlopen(f"{server_url}/api/collections/demo/export?format=csv", timeout=30) as r:
+        assert r.read() == open(path, "rb").read()
+
+
+def test_screenshot(page, demo):
+    """Leave a picture of a working session in test-artifacts/explorer.png (look at it)."""
+    page.select_option("#color-by", "cluster")
+    page.locator("#legend .lg-row").nth(0).click()
+    xy = screen_points(page)
+    i = isolated_points(xy, k=1)[0]
+    page.mouse.move(*xy[i])
+    page.wait_for_function(f"window.__sonomap.lastPlayback.clip_id === {i}")
+    page.wait_for_timeout(400)  # tiles are images: let them paint before the picture
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "explorer.png"))
+    assert (ARTIFACTS / "explorer.png").stat().st_size > 10_000
+    assert not page.errors, json.dumps(page.errors)
