@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 SLIDERS = {
     "hdbscan": [{"min_cluster_size": m} for m in (50, 80, 120, 160, 200, 300, 400)],
-    "dbscan": [{"eps": e, "min_samples": 10} for e in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)],
+    "dbscan": [{"eps": f, "min_samples": 10} for f in (1.0, 0.8, 0.9, 1.1, 1.2, 1.3, 0.7)],  # x the server's default
     "kmeans": [{"n_clusters": k} for k in (30, 25, 35, 20, 40, 15, 45)],
 }
 
@@ -84,13 +84,11 @@ def run_one(collections: Path, algorithm: str, repeats: int) -> dict:
     """In a fresh process: first request, then slider moves; latencies request -> job:result."""
     from sklearn.metrics import adjusted_rand_score
 
-    from preprocess.cluster import Clusterer
     from server.app import create_app
     from server.settings import Settings
+    from server.warmup import _warm_fast_hdbscan
 
-    small = np.random.default_rng(0).normal(size=(500, 8)).astype(np.float32)  # compile numba (server warm-up)
-    Clusterer(small).fit_predict(algorithm="hdbscan")
-    Clusterer(small).fit_predict(algorithm="dbscan", params={"eps": 1.0})
+    _warm_fast_hdbscan()  # numba compiled beforehand, as the server's background warm-up does
     y = np.load(collections / "truth.npy")
     app, socketio = create_app(Settings(collections_dir=collections, warmup=False))
     sc = socketio.test_client(app, flask_test_client=app.test_client())
@@ -110,6 +108,13 @@ def run_one(collections: Path, algorithm: str, repeats: int) -> dict:
             time.sleep(0.002)
 
     moves = SLIDERS[algorithm][: repeats + 1]
+    if algorithm == "dbscan":  # eps relative to the default the browser gets from GET /api/collections/<c>
+        from server.views.api import cluster_defaults
+
+        eps0 = cluster_defaults(
+            np.load(collections / "bench" / "reductions" / "birdnet" / "dims_8.npy"), min_samples=10
+        )
+        moves = [{**m, "eps": round(m["eps"] * eps0["dbscan"]["eps"]["default"], 4)} for m in moves]
     first_s, res = request(moves[0])
     labels = np.frombuffer(res["labels"], dtype="<i4")
     truth = y >= 0

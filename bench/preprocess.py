@@ -41,11 +41,11 @@ def stage_rates(files: list[Path], cfg: BuildConfig) -> tuple[list[tuple[str, fl
     for f in files:
         t0 = time.perf_counter()
         try:
-            y2, sr, _fmt, _note = audio.decode(audio.read_bytes(f))
+            y1, sr, _fmt, _note, _channels = audio.decode_mono(f)
         except Exception:
             continue
         t1 = time.perf_counter()
-        y = audio.resample(audio.to_mono(y2), orig_sr=sr, target_sr=cfg.sample_rate)
+        y = audio.resample(y1, orig_sr=sr, target_sr=cfg.sample_rate)
         t2 = time.perf_counter()
         ct = clips.find_clips(y, sr=cfg.sample_rate, cfg=cfg)
         cut = clips.cut(y, sr=cfg.sample_rate, start_s=ct.start_s, clip_s=cfg.clip_s)
@@ -59,7 +59,7 @@ def stage_rates(files: list[Path], cfg: BuildConfig) -> tuple[list[tuple[str, fl
         t["resample"] += t2 - t1
         t["segment"] += t3 - t2
         t["spectrogram"] += t4 - t3
-        audio_s += y2.shape[0] / sr
+        audio_s += len(y1) / sr
         all_specs.append(specs)
         all_audio.extend(sprites.to_int16(c) for c in cut)
     specs = np.concatenate(all_specs)

@@ -78,32 +78,82 @@ def decode(data: bytes) -> tuple[np.ndarray, int, str, str]:
     """
     if len(data) == 0:
         raise AudioError("empty file (0 bytes)")
-    fmt = sniff_format(data[:64])
+    y, sr, fmt, note, _channels = _decode(io.BytesIO(data), data[:64], mono=False)
+    return y, sr, fmt, note
+
+
+def decode_mono(path: Path | str) -> tuple[np.ndarray, int, str, str, int]:
+    """Decode a file block by block, mixing to mono as it goes (a long stereo file never sits whole in memory).
+
+    Returns ``(y, sr, format, note, channels)`` with ``y`` float32 [n_samples]; equal to
+    ``to_mono(decode(bytes)[0])``. Raises :class:`AudioError` like :func:`decode`.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except PermissionError:
+        raise AudioError("cannot read the file: permission denied") from None
+    except IsADirectoryError:
+        raise AudioError("is a folder, not a file") from None
+    except OSError as e:
+        raise AudioError(f"cannot read the file: {e.strerror or e}") from None
+    if not head:
+        raise AudioError("empty file (0 bytes)")
+    return _decode(str(path), head, mono=True)
+
+
+_BLOCK_FRAMES = 1 << 20
+
+
+def _decode(source, head: bytes, *, mono: bool) -> tuple[np.ndarray, int, str, str, int]:
+    fmt = sniff_format(head)
     if fmt is None:
-        raise AudioError(f"not a recognised audio file (starts with {_describe_head(data[:16])}); allowed: {_ALLOWED}")
+        raise AudioError(f"not a recognised audio file (starts with {_describe_head(head[:16])}); allowed: {_ALLOWED}")
     try:
         import soundfile as sf
 
-        with sf.SoundFile(io.BytesIO(data)) as f:
+        with sf.SoundFile(source) as f:
             declared = f.frames
             sr = int(f.samplerate)
-            y = f.read(dtype="float32", always_2d=True)
+            channels = int(f.channels)
+            if mono:
+                parts = []
+                while True:
+                    block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                    if not len(block):
+                        break
+                    parts.append(to_mono(block))
+                y = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+            else:
+                y = f.read(dtype="float32", always_2d=True)
     except AudioError:
         raise
     except Exception as e:  # libsndfile reports corrupt data with several exception types
         raise AudioError(f"corrupt or truncated {fmt.upper()}: {_one_line(e)}") from None
     if sr <= 0:
         raise AudioError(f"{fmt.upper()} declares an invalid sample rate ({sr} Hz)")
+    n = y.shape[0]
     note = ""
-    if declared > 0 and y.shape[0] < 0.98 * declared and declared < 2**62:
-        note = f"truncated: decoded {y.shape[0] / sr:.2f} s of {declared / sr:.2f} s"
-    if y.shape[0] < MIN_DURATION_S * sr:
-        raise AudioError(f"too short or truncated {fmt.upper()}: {y.shape[0] / sr:.3f} s of audio decoded")
+    if declared > 0 and n < 0.98 * declared and declared < 2**62:
+        note = f"truncated: decoded {n / sr:.2f} s of {declared / sr:.2f} s"
+    if n < MIN_DURATION_S * sr:
+        raise AudioError(f"too short or truncated {fmt.upper()}: {n / sr:.3f} s of audio decoded")
     if not np.all(np.isfinite(y)):
         raise AudioError(f"corrupt {fmt.upper()}: decoded samples are not finite")
     if float(np.max(np.abs(y))) < SILENCE_PEAK:
         raise AudioError(f"silent: every sample is below {20 * np.log10(SILENCE_PEAK):.0f} dBFS")
-    return y, sr, fmt, note
+    return y, sr, fmt, note, channels
+
+
+def file_sha1(path: Path | str) -> tuple[str, int]:
+    """``(sha1 hex, size in bytes)`` of a file, read in chunks."""
+    h = hashlib.sha1()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
 
 
 def to_mono(y: np.ndarray) -> np.ndarray:
@@ -132,8 +182,10 @@ def load(path: Path | str, *, sr: int) -> tuple[np.ndarray, AudioInfo]:
     y : float32 [n_samples] at ``sr`` Hz
     info : :class:`AudioInfo` (original rate, channels, format, sha1 and size of the file's bytes)
     """
-    data = read_bytes(path)
-    y, info = load_bytes(data, sr=sr)
+    y_orig, orig_sr, fmt, note, channels = decode_mono(path)
+    sha1, size = file_sha1(path)
+    y = resample(y_orig, orig_sr=orig_sr, target_sr=sr)
+    info = AudioInfo(fmt, orig_sr, channels, len(y_orig) / orig_sr, sha1, size, note)
     return y, info
 
 

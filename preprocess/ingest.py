@@ -1,7 +1,7 @@
 """Adding uploaded files to a collection (or creating one), one recording at a time, with the CLI's pipeline.
 
 For each audio file, in name order: move it from the upload staging area into
-``COLLECTION/sources/BATCH/`` (the originals the recording view streams), run the same incremental
+``COLLECTION/sources/`` under a name no earlier build used (the originals the recording view streams), run the same incremental
 :func:`preprocess.pipeline.build` the CLI runs (input ``COLLECTION/sources``: only the new file is
 processed, clip ids are appended), compute every feature set the collection has for the new clips
 (:func:`preprocess.features.run_extractor`, incremental), and place the new clips on each existing
@@ -114,9 +114,12 @@ def ingest(
         raise ParameterError("no audio files to add" + (f" ({_refusals(batch.refused)})" if batch.refused else ""))
 
     with _collection_lock(root_all, name):
-        batch_dir = sources_dir(root) / new_batch_name()
-        labels_csv, xc_json = _place_metadata(meta_files, batch_dir, root_all, result)
         sources = sources_dir(root)
+        # originals go straight into sources/ (a folder around them would become their label), under names no
+        # earlier build used; metadata files into a hidden folder the build does not look into
+        meta_dir = sources / ".metadata" / new_batch_name()
+        labels_csv, xc_json = _place_metadata(meta_files, meta_dir, root_all, result)
+        taken = _known_paths(root)
         feature_names: list[str] | None = None if create else Collection.open(root).feature_sets()
         n = len(audio)
         try:
@@ -125,8 +128,9 @@ def ingest(
                 label = str(staged.rel_path)
                 if on_file_start:
                     on_file_start(i, n, label)
-                placed = place_file(staged, batch_dir, collections_root=root_all)
+                placed = place_file(staged, sources, collections_root=root_all, taken=taken)
                 rel = placed.relative_to(sources.resolve()).as_posix()
+                taken.add(rel.lower())
                 try:
                     res = build(
                         [sources], root, config=config if create else None, labels_csv=labels_csv, xc_json=xc_json,
@@ -157,7 +161,7 @@ def ingest(
                     outcome.positions = _place(coll, feature_names, clip_ids, progress, should_cancel, result)
                 _emit(result, outcome, on_file)
         finally:
-            _tidy(root, batch_dir, created=create)
+            _tidy(root, created=create)
 
         if not (root / "manifest.json").is_file():
             return result  # nothing usable: the new collection was removed again
@@ -287,14 +291,14 @@ def _needs_remap(coll: Collection, key: str) -> bool:
 
 
 def _place_metadata(
-    meta_files: list, batch_dir: Path, root_all: Path, result: IngestResult
+    meta_files: list, meta_dir: Path, root_all: Path, result: IngestResult
 ) -> tuple[Path | None, list[Path]]:
     """Move CSV/JSON files beside the batch's audio; the first CSV is the labels file, JSONs are xeno-canto."""
     from .metadata import read_labels_csv, read_xc_json
 
     labels_csv, xc_json = None, []
     for f in meta_files:
-        placed = place_file(f, batch_dir / "_metadata", collections_root=root_all)
+        placed = place_file(f, meta_dir, collections_root=root_all)
         try:
             if placed.suffix.lower() == ".csv":
                 if labels_csv is not None:
@@ -310,13 +314,17 @@ def _place_metadata(
     return labels_csv, xc_json
 
 
-def _tidy(root: Path, batch_dir: Path, *, created: bool) -> None:
-    """Remove an empty batch folder, and a new collection that got nothing usable."""
+def _tidy(root: Path, *, created: bool) -> None:
+    """Remove a new collection that got nothing usable (nothing half-made stays behind)."""
     if created and not (root / "manifest.json").is_file():
         shutil.rmtree(root, ignore_errors=True)
-        return
-    if batch_dir.is_dir() and not any(p.is_file() and "_metadata" not in p.parts for p in batch_dir.rglob("*")):
-        shutil.rmtree(batch_dir, ignore_errors=True)
+
+
+def _known_paths(root: Path) -> set[str]:
+    """Relative paths (lower case) the collection's builds have seen: new files must not reuse them."""
+    if not (root / "manifest.json").is_file():
+        return set()
+    return {str(s.get("path", "")).lower() for s in Collection(root).manifest().get("sources", [])}
 
 
 @contextmanager

@@ -173,7 +173,7 @@ def process_recording(abs_path: str, work_file: str, cfg_dict: dict[str, Any]) -
     Returns a small summary: ``{"status": "ok"|"skipped", "reason", "n_clips", "info", "timings"}``.
     Never raises for bad audio (that becomes ``status="skipped"`` with a one-line reason).
     """
-    from .audio import decode, read_bytes, resample, to_mono
+    from .audio import decode_mono, file_sha1, resample
     from .clips import cut, find_clips
     from .collection import atomic_path, save_npy_atomic
     from .errors import AudioError, SonomapError
@@ -185,40 +185,40 @@ def process_recording(abs_path: str, work_file: str, cfg_dict: dict[str, Any]) -
     t: dict[str, float] = {}
     t0 = time.perf_counter()
     try:
-        data = read_bytes(abs_path)
-        sha1 = hashlib.sha1(data).hexdigest()
-        y2, orig_sr, fmt, note = decode(data)
+        y1, orig_sr, fmt, note, channels = decode_mono(abs_path)
+        sha1, size = file_sha1(abs_path)
         t["decode"] = time.perf_counter() - t0
         info = {
             "sha1": sha1,
-            "size_bytes": len(data),
-            "duration_s": y2.shape[0] / orig_sr,
+            "size_bytes": size,
+            "duration_s": len(y1) / orig_sr,
             "orig_sample_rate": orig_sr,
-            "channels": int(y2.shape[1]),
+            "channels": channels,
             "format": fmt,
             "note": note,
         }
-        del data
         t1 = time.perf_counter()
-        y = resample(to_mono(y2), orig_sr=orig_sr, target_sr=sr)
-        del y2
+        y = resample(y1, orig_sr=orig_sr, target_sr=sr)
+        del y1
         t["resample"] = time.perf_counter() - t1
         t1 = time.perf_counter()
         times = find_clips(y, sr=sr, cfg=cfg)
         if len(times) == 0:
             raise AudioError(f"no events above the noise floor (--event-threshold-db {cfg.event_threshold_db:g})")
-        clip_audio = cut(y, sr=sr, start_s=times.start_s, clip_s=cfg.clip_s)
         t["segment"] = time.perf_counter() - t1
         t1 = time.perf_counter()
-        specs = log_mel_uint8(
-            clip_audio, sr=sr, n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels,
-            fmin=cfg.fmin, fmax=cfg.fmax, top_db=cfg.top_db,
-        )  # fmt: skip
+        specs = np.empty((len(times), cfg.n_mels, cfg.n_frames), np.uint8)
+        for a in range(0, len(times), 64):  # cut in batches: a long recording is not copied whole
+            batch = cut(y, sr=sr, start_s=times.start_s[a : a + 64], clip_s=cfg.clip_s)
+            specs[a : a + 64] = log_mel_uint8(
+                batch, sr=sr, n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels,
+                fmin=cfg.fmin, fmax=cfg.fmax, top_db=cfg.top_db,
+            )  # fmt: skip
         t["spectrogram"] = time.perf_counter() - t1
         # audio for the sprites: the real part of each clip (padding is not worth listening to)
         starts = np.rint(times.start_s * sr).astype(np.int64)
         lengths = np.minimum(cfg.clip_samples, len(y) - starts).clip(min=1)
-        audio = to_int16(np.concatenate([clip_audio[i, : lengths[i]] for i in range(len(starts))]))
+        audio = np.concatenate([to_int16(y[s : s + n]) for s, n in zip(starts, lengths, strict=True)])
         # scratch files, not fsynced: the audio in its own file (sprite writers memory-map it), then the
         # rest; the .npz appears last (atomic rename), so its presence means the recording is done
         save_npy_atomic(audio_file(work_file), audio, fsync=False)
@@ -232,6 +232,14 @@ def process_recording(abs_path: str, work_file: str, cfg_dict: dict[str, Any]) -
         return result
     except SonomapError as e:
         return {"status": "skipped", "reason": str(e), "n_clips": 0, "info": {}, "timings": t}
+    except OSError as e:  # the file changed or vanished while we read it
+        return {
+            "status": "skipped",
+            "reason": f"cannot read the file: {e.strerror or e}",
+            "n_clips": 0,
+            "info": {},
+            "timings": t,
+        }
     except MemoryError:
         return {"status": "skipped", "reason": "too long to decode in memory", "n_clips": 0, "info": {}, "timings": t}
 
@@ -239,6 +247,35 @@ def process_recording(abs_path: str, work_file: str, cfg_dict: dict[str, Any]) -
 def _work_key(src: Source, cfg: BuildConfig) -> str:
     blob = f"{src.abs_path}|{src.size_bytes}|{src.mtime_ns}|{cfg.digest()}"
     return hashlib.sha1(blob.encode()).hexdigest()[:20]
+
+
+def _refresh_metadata(coll: Collection, resolver: MetadataResolver, found: list[Source]) -> int:
+    """Re-read labels and xeno-canto metadata for every recording (a fixed labels CSV needs no rebuild).
+
+    Rewrites recordings.parquet only when something changed; returns the number of recordings changed.
+    """
+    recs = coll.recordings()
+    meta_path = {s.path: s.meta_path for s in found}
+    changed = 0
+    for i, path in enumerate(recs["path"]):
+        if path not in meta_path:
+            continue
+        md = resolver.resolve(meta_path[path])
+        row = recs.iloc[i]
+        diff = {c: v for c, v in md.items() if not (row[c] == v or (v != v and row[c] != row[c]))}
+        if diff:
+            changed += 1
+            for c, v in diff.items():
+                recs.at[i, c] = v
+    if changed:
+        from .collection import write_table_atomic
+
+        write_table_atomic(coll.recordings_path, recs[list(recs.columns)])
+        manifest = coll.manifest()
+        manifest["updated"] = now_iso()
+        manifest.setdefault("stages", {})["metadata"] = manifest["updated"]
+        write_json_atomic(coll.manifest_path, manifest)
+    return changed
 
 
 def audio_file(work_file: Path | str) -> Path:
@@ -351,11 +388,18 @@ def build(
                 result.notes.append(f"{src.path} changed since it was built; kept its earlier clips")
             else:
                 new.append(src)  # a skipped file that changed gets another chance
+    missing = len({p for p, s in old_sources.items() if s.get("status") == "ok"} - {s.path for s in found})
+    if missing:
+        result.notes.append(f"{missing} recordings of the collection are no longer in the input; their clips are kept")
     if old and not new:
         counts = old.get("counts", {})
         result.recordings, result.clips = counts.get("recordings", 0), counts.get("clips", 0)
         result.audio_s, result.skipped_total = counts.get("audio_s", 0.0), counts.get("skipped", 0)
         result.noop = True
+        if labels_csv or xc_json:
+            n = _refresh_metadata(coll, resolver, found)
+            if n:
+                result.notes.append(f"updated the labels/metadata of {n} recordings from the given files")
         result.elapsed_s = time.perf_counter() - t_start
         return result
     if not found and not old:

@@ -12,9 +12,11 @@ import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any
 
+from .errors import SonomapError
 from .progress import CancelCheck, Progress, check_cancel
 
 _PRELOAD = ["preprocess.pipeline", "preprocess.spectrogram", "preprocess.sprites", "torch", "soundfile", "soxr"]
@@ -99,7 +101,16 @@ class TaskPool:
                     running[pool.submit(fn, *tasks[i])] = i
                 ready, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
                 for fut in ready:
-                    finish(running.pop(fut), fut.result())
+                    i = running.pop(fut)
+                    try:
+                        res = fut.result()
+                    except BrokenProcessPool:
+                        what = label(i) if label else f"task {i}"
+                        raise SonomapError(
+                            f"a worker process died during {stage} (near {what}), probably out of memory; "
+                            "run the same command again to resume, with --jobs 1 to use less memory"
+                        ) from None
+                    finish(i, res)
                 check_cancel(should_cancel)
         except BaseException:
             for fut in running:

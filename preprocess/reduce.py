@@ -9,8 +9,10 @@
 
 Each feature set is standardised, then scaled by 1/sqrt(its dimension) so that two concatenated sets
 weigh the same whatever their sizes. PCA uses ``svd_solver="covariance_eigh"`` (5x faster than the
-default on tall matrices). The k-nearest-neighbour graph is computed once and shared by every UMAP.
-Below 4,096 points UMAP would take a slow exact path; ``force_approximation_algorithm`` avoids it.
+default on tall matrices). The k-nearest-neighbour graph is computed once and shared by every UMAP:
+exactly with scikit-learn up to ``EXACT_KNN_MAX_CLIPS`` clips (no pynndescent compilation, which costs
+30-80 s per fresh process on 2 cores), else with pynndescent. ``force_approximation_algorithm`` keeps
+UMAP off its slow all-pairs path below 4,096 points.
 
 Incremental: same features, parameters and feature rows -> no-op; clips appended -> the new rows are
 placed with :func:`transform_new` and old coordinates never move (unless growth exceeds
@@ -35,6 +37,8 @@ DEFAULT_DIMS = (2, 4, 8, 16)
 MAX_PCA_COMPONENTS = 50
 METRICS = ("euclidean", "cosine", "manhattan", "correlation")
 MODEL_FILE = "model.pkl"
+#: Up to this many clips the kNN graph is exact (scikit-learn, no numba compile); above, pynndescent.
+EXACT_KNN_MAX_CLIPS = 20_000
 
 
 def reduction_key(features: list[str] | tuple[str, ...] | str) -> str:
@@ -186,7 +190,8 @@ def reduce_collection(
     check_cancel(should_cancel)
 
     coords: dict[str, np.ndarray] = {}
-    knn = None
+    knn = _exact_knn(Y, n_neighbors=n_neighbors, metric=metric) if n <= EXACT_KNN_MAX_CLIPS else None
+    exact = knn is not None
     jobs = [(f"dims_{d}", d, float(min_dist)) for d in dims] + [("map_2d", 2, float(display_min_dist))]
     for i, (name, d, md) in enumerate(jobs):
         progress("reduce", i + 1, steps, f"UMAP {d}-d" + (" (display)" if name == "map_2d" else ""))
@@ -195,6 +200,11 @@ def reduce_collection(
         )
         if knn is None:
             knn = (umap_model._knn_indices, umap_model._knn_dists, umap_model._knn_search_index)
+        if exact:
+            # no pynndescent index: new clips are placed by exact distances to the fitted ones
+            # (umap's own small-data path; private attributes of umap-learn 0.5.x)
+            umap_model.__dict__.pop("_knn_search_index", None)
+            umap_model._small_data = True
         model["umaps"][name] = umap_model
         coords[name] = np.asarray(umap_model.embedding_, dtype=np.float32)
         check_cancel(should_cancel)
@@ -219,6 +229,16 @@ def reduce_collection(
     write_json_atomic(out_dir / "meta.json", meta)
     progress("reduce", steps, steps, "done")
     return out_dir
+
+
+def _exact_knn(Y: np.ndarray, *, n_neighbors: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours (self included) with scikit-learn: instant below ~20k points, where
+    pynndescent would first cost 30-80 s of numba compilation in every fresh process."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(n_neighbors, len(Y) - 1)
+    dist, idx = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(Y).kneighbors(Y)
+    return idx.astype(np.int32), dist.astype(np.float32)
 
 
 def _fit_umap(

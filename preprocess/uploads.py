@@ -155,6 +155,7 @@ class Upload:
     file_name: str  # safe name
     original_name: str
     size_bytes: int
+    rel_path: str = ""  # safe relative path when the browser sent folders (a dropped folder's label lives there)
     owner: str = ""  # e.g. the socket id or session that created it
     kind: str = ""  # audio | zip | metadata, known after the first chunk
     created: float = 0.0
@@ -240,7 +241,17 @@ class UploadStore:
         d = self._dir(upload_id)
         d.mkdir(parents=True, exist_ok=False)
         now = time.time()
-        up = Upload(upload_id, safe, str(file_name)[:300], size_bytes, owner=owner, created=now, updated=now)
+        try:
+            rel = str(
+                safe_relative_path(
+                    file_name, max_chars=self.limits.max_name_chars, max_depth=self.limits.max_path_depth
+                )
+            )
+        except UploadError:
+            rel = safe
+        up = Upload(
+            upload_id, safe, str(file_name)[:300], size_bytes, rel_path=rel, owner=owner, created=now, updated=now
+        )
         (d / "data.part").touch()
         self._write(up)
         return up
@@ -380,7 +391,9 @@ class UploadStore:
                 batch.refused.extend((f"{up.file_name}/{n}", r) for n, r in refused)
                 batch.files.extend(StagedFile(rel, p, kind, uid) for rel, p, kind in files)
             else:
-                batch.files.append(StagedFile(PurePosixPath(up.file_name), data, up.kind or "audio", uid))
+                batch.files.append(
+                    StagedFile(PurePosixPath(up.rel_path or up.file_name), data, up.kind or "audio", uid)
+                )
         return batch
 
 
@@ -515,10 +528,12 @@ def new_batch_name(now: float | None = None) -> str:
     return f"upload-{time.strftime('%Y%m%d-%H%M%S', t)}-{secrets.token_hex(2)}"
 
 
-def place_file(staged: StagedFile, dest_root: Path, *, collections_root: Path) -> Path:
+def place_file(staged: StagedFile, dest_root: Path, *, collections_root: Path, taken: set[str] = frozenset()) -> Path:
     """Move one staged file to ``dest_root / staged.rel_path`` (never overwriting; inside the collections folder).
 
-    Returns the new path. ``os.replace`` within one file system: the file appears whole or not at all.
+    ``taken`` holds relative paths (lower case) already used by the collection, even if their files are
+    gone: a name there gets a `` (1)`` suffix too. Returns the new path. ``os.replace`` within one file
+    system: the file appears whole or not at all.
     """
     collections_root = Path(collections_root).resolve()
     dest_root = Path(dest_root).resolve()
@@ -530,7 +545,7 @@ def place_file(staged: StagedFile, dest_root: Path, *, collections_root: Path) -
     target.parent.mkdir(parents=True, exist_ok=True)
     k = 1
     base = target
-    while target.exists():
+    while target.exists() or target.relative_to(dest_root).as_posix().lower() in taken:
         target = base.with_name(f"{base.stem} ({k}){base.suffix}")
         k += 1
     os.replace(staged.path, target)

@@ -27,6 +27,17 @@ def _error(message: str, status: int):
     return resp
 
 
+def _register_optional(app: Flask, module: str, register) -> None:
+    """Register a sibling module's routes if it exists; a broken one is logged and listed, the rest keeps serving."""
+    if importlib.util.find_spec(module) is None:
+        return
+    try:
+        register(importlib.import_module(module))
+    except Exception as e:
+        log.exception("could not register %s; serving without it", module)
+        app.extensions["sonomap"]["disabled"][module] = f"{type(e).__name__}: {e}"
+
+
 def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
     """Build the app: REST views, socket events, cluster jobs, labels routes (if present), background warm-up.
 
@@ -37,10 +48,18 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
     app.json.sort_keys = False
     socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=None, max_http_buffer_size=16 * 2**20)
 
-    registry = Registry(settings.collections_dir, max_cached=settings.max_cached_arrays)
+    registry = Registry(
+        settings.collections_dir, max_cached=settings.max_cached_arrays, max_clusterers=settings.max_clusterers
+    )
     warmup = Warmup(default_steps(umap=settings.warmup_umap) if settings.warmup else [])
     jobs = JobManager(socketio, registry, warmup, cache_size=settings.result_cache_size)
-    app.extensions["sonomap"] = {"registry": registry, "jobs": jobs, "warmup": warmup, "settings": settings}
+    app.extensions["sonomap"] = {
+        "registry": registry,
+        "jobs": jobs,
+        "warmup": warmup,
+        "settings": settings,
+        "disabled": {},  # optional modules that failed to register: name -> error
+    }
 
     @app.errorhandler(SonomapError)
     def on_sonomap_error(e: SonomapError):
@@ -60,18 +79,15 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
 
     @app.get("/api/status")
     def status():
-        return jsonify({"ok": True, "warmup": warmup.status(), "collections": registry.names()})
+        disabled = app.extensions["sonomap"]["disabled"]
+        return jsonify({"ok": True, "warmup": warmup.status(), "collections": registry.names(), "disabled": disabled})
 
     views.register(app, registry=registry, settings=settings)
     events.register(socketio, jobs=jobs, registry=registry)
 
-    if importlib.util.find_spec("server.labels_api") is not None:
-        labels_api = importlib.import_module("server.labels_api")
-        labels_api.register(app, socketio, collections=registry)
-
+    _register_optional(app, "server.labels_api", lambda m: m.register(app, socketio, collections=registry))
     for module in ("server.upload_api", "server.recording_api"):  # issue 7: uploads, whole-recording view
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module).register(app, socketio, collections=registry, settings=settings)
+        _register_optional(app, module, lambda m: m.register(app, socketio, collections=registry, settings=settings))
 
     if settings.warmup:
         warmup.start(socketio.start_background_task)

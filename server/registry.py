@@ -35,11 +35,11 @@ def _stamp(*paths: Path) -> tuple:
 class Registry:
     """Collections in ``root`` (each a sub-folder with a manifest) plus an LRU cache of what was loaded from them."""
 
-    def __init__(self, root: Path | str, *, max_cached: int = 6):
+    def __init__(self, root: Path | str, *, max_cached: int = 24, max_clusterers: int = 4):
         self.root = Path(root).resolve()
-        self.max_cached = max_cached
+        self._limits = {"data": max_cached, "clusterer": max_clusterers}
         self._collections: dict[str, Collection] = {}
-        self._cache: OrderedDict[tuple, tuple[tuple, Any]] = OrderedDict()
+        self._caches: dict[str, OrderedDict[tuple, tuple[tuple, Any]]] = {k: OrderedDict() for k in self._limits}
         self._lock = threading.RLock()
         self._key_locks: dict[tuple, threading.Lock] = {}
 
@@ -84,26 +84,31 @@ class Registry:
             return False
 
     # cached loads ---------------------------------------------------------------------------------
-    def cached(self, key: tuple, files: list[Path], load: Callable[[], Any]) -> Any:
-        """Return ``load()``, cached under ``key`` until one of ``files`` changes. One load per key at a time."""
+    def cached(self, key: tuple, files: list[Path], load: Callable[[], Any], *, pool: str = "data") -> Any:
+        """Return ``load()``, cached under ``key`` until one of ``files`` changes. One load per key at a time.
+
+        ``pool``: "data" (arrays, tables, encoded bodies) or "clusterer" (density trees: few, and kept apart so
+        loading tables never evicts a tree that took seconds to build).
+        """
         stamp = _stamp(*files)
+        cache = self._caches[pool]
         with self._lock:
-            hit = self._cache.get(key)
+            hit = cache.get(key)
             if hit is not None and hit[0] == stamp:
-                self._cache.move_to_end(key)
+                cache.move_to_end(key)
                 return hit[1]
             lock = self._key_locks.setdefault(key, threading.Lock())
         with lock:
             with self._lock:
-                hit = self._cache.get(key)
+                hit = cache.get(key)
                 if hit is not None and hit[0] == stamp:
                     return hit[1]
             value = load()
             with self._lock:
-                self._cache[key] = (stamp, value)
-                self._cache.move_to_end(key)
-                while len(self._cache) > self.max_cached:
-                    self._cache.popitem(last=False)
+                cache[key] = (stamp, value)
+                cache.move_to_end(key)
+                while len(cache) > self._limits[pool]:
+                    cache.popitem(last=False)
             return value
 
     def reduction_key(self, name: str, features: Any) -> str:
@@ -150,7 +155,7 @@ class Registry:
         path = c.reduction_dir(key) / (
             f"dims_{dims}.npy" if (c.reduction_dir(key) / f"dims_{dims}.npy").is_file() else "map_2d.npy"
         )
-        return self.cached(("clusterer", name, key, dims), [path], lambda: Clusterer(X))
+        return self.cached(("clusterer", name, key, dims), [path], lambda: Clusterer(X), pool="clusterer")
 
     def data_version(self, name: str, key: str, dims: int) -> tuple:
         """Changes whenever the coordinates file changes (part of result cache keys)."""

@@ -19,7 +19,8 @@ class Settings:
     warmup: compile numba code (fast_hdbscan, pynndescent, UMAP) in the background at start.
     warmup_umap: include UMAP / pynndescent in the warm-up (only fast_hdbscan is needed to cluster).
     result_cache_size: cluster results kept per server (keyed by parameters).
-    max_cached_arrays: reduced-coordinate arrays (and their density trees) kept in memory.
+    max_cached_arrays: loaded arrays / tables / encoded bodies kept in memory (LRU).
+    max_clusterers: coordinate sets whose density trees are kept (each holds up to 3 trees).
     asset_max_age_s: Cache-Control max-age for sprites, audio and content-hashed bundle files.
     secret_key: Flask secret (sessions are not used; set for completeness).
     max_upload_mb: largest file (or zip) accepted from the browser (issue 7 uploads).
@@ -32,7 +33,8 @@ class Settings:
     warmup: bool = True
     warmup_umap: bool = True
     result_cache_size: int = 32
-    max_cached_arrays: int = 6
+    max_cached_arrays: int = 24
+    max_clusterers: int = 4
     asset_max_age_s: int = 7 * 24 * 3600
     secret_key: str = "sonomap-local"
     max_upload_mb: int = 2048  # largest file (or zip) a browser may upload, in MB

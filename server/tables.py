@@ -64,10 +64,10 @@ def clip_table(collection: Collection) -> Any:
     for col in _RECORDING_COLUMNS:
         if col in rec:
             values = rec[col].reindex(rid).to_numpy(dtype=object)
-            out[col] = [_clean(v) for v in values]
+            out[col] = pd.Series([_clean(v) for v in values], dtype=object)
         else:
-            out[col] = [None] * n
-    out["top_species"] = top_species(collection, n)
+            out[col] = pd.Series([None] * n, dtype=object)
+    out["top_species"] = pd.Series(top_species(collection, n), dtype=object)
     return out
 
 
@@ -123,8 +123,9 @@ def to_json_bytes(table: Any) -> bytes:
             arr = s.to_numpy(dtype=np.float64)
             cols[col] = [None if v != v else (int(v) if col.startswith("audio") else v) for v in arr.tolist()]
         else:
-            cols[col] = list(s)
-    return json.dumps({"ok": True, "n": len(table), "columns": cols}, separators=(",", ":")).encode()
+            cols[col] = [_clean(v) for v in s]
+    body = {"ok": True, "n": len(table), "columns": cols}
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
 
 def to_binary(table: Any) -> bytes:
@@ -142,7 +143,7 @@ def to_binary(table: Any) -> bytes:
             buf = s.to_numpy(dtype="<f8").tobytes()
             entry["dtype"] = "float64"
         else:
-            values = [None if v is None else str(v) for v in s]
+            values = [None if (v := _clean(x)) is None else str(v) for x in s]
             uniq = sorted({v for v in values if v is not None})
             index = {v: i for i, v in enumerate(uniq)}
             codes = np.array([-1 if v is None else index[v] for v in values], dtype="<i4")

@@ -34,7 +34,8 @@ class Step:
 def _warm_fast_hdbscan() -> None:
     from preprocess.cluster import Clusterer
 
-    X = np.random.default_rng(0).normal(size=(600, 8)).astype(np.float32)
+    rng = np.random.default_rng(0)  # two far-apart groups: also compiles the k-NN-graph bridging
+    X = np.concatenate([rng.normal(size=(300, 8)), rng.normal(size=(300, 8)) + 50]).astype(np.float32)
     c = Clusterer(X)
     c.fit_predict(algorithm="hdbscan", params={"min_cluster_size": 10})
     c.fit_predict(algorithm="dbscan", params={"eps": 1.0})

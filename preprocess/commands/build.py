@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     if result.noop:
         print(result.message)
+        for note in result.notes:
+            print(f"  note: {note}")
     else:
         print(f"built {result.collection} in {result.elapsed_s:.1f} s with {result.jobs} process(es)")
         print(f"  {result.message}")
@@ -108,8 +110,14 @@ def _features(root: Any, *, bar_factory: Any) -> None:
     if features is None or not hasattr(features, "run_extractor"):
         print("note: features are not available in this version yet; the collection has clips and sprites only")
         return
-    with bar_factory() as bar:
-        features.run_extractor(coll, "birdnet", progress=bar)
+    from ..errors import MissingDependencyError
+
+    try:
+        with bar_factory() as bar:
+            features.run_extractor(coll, "birdnet", progress=bar)
+    except MissingDependencyError as e:
+        print(f"note: no features computed ({e}); the collection has clips and sprites")
+        return
     if reduce is None or not hasattr(reduce, "reduce_collection"):
         print("note: maps (reduce) are not available in this version yet")
         return

@@ -173,6 +173,7 @@ class SaecExtractor(FeatureExtractor):
 
         S = collection.spectrograms()
         self.shape_ = _padded((S.shape[1] // self.input_pool, S.shape[2] // self.input_pool))
+        torch.manual_seed(self.random_state)  # the initial weights are part of the seeded result
         self.model_ = build_autoencoder(latent_channels=self.latent_channels, width=self.width).to(self.device)
         path = out_dir / CHECKPOINT
         stored = torch.load(path, map_location=self.device, weights_only=False) if path.is_file() else None

@@ -190,9 +190,6 @@ export const actions = {
 
   afterClipsLoaded() {
     buildPrefetchGrid();
-    const cols = state.clips;
-    const hasLabels = cols.label && cols.label.some((v) => v !== null && v !== '');
-    set({ colorBy: hasLabels ? 'label' : 'cluster' });
     actions.recolor();
   },
 
@@ -246,7 +243,7 @@ export const actions = {
     map.select(focus.ids);
     // Decode the first members' audio now: the gallery is where people listen next.
     const sprites = [];
-    for (const i of order.slice(0, 60)) {
+    for (const i of state.clips ? order.slice(0, 60) : []) {
       const s = state.clips.audio_sprite[i];
       if (!sprites.includes(s)) sprites.push(s);
     }
@@ -368,7 +365,8 @@ export const actions = {
 
   // colour ----------------------------------------------------------------------------------------
   recolor() {
-    if (!state.nx || !state.clips) return;
+    if (!state.nx) return;
+    if (!state.clips && state.colorBy !== 'cluster') return; // the clip table is still on its way
     let enc;
     const by = state.colorBy;
     if (by === 'cluster') {
@@ -561,7 +559,8 @@ export const actions = {
   },
 
   removeFromClass(classId, ids) {
-    return actions.mutate(() => api.removeMembers(state.collection, classId, ids));
+    const n = ids.length;
+    return actions.mutate(() => api.removeMembers(state.collection, classId, ids), n > 1 ? `Removed up to ${n} clips` : null);
   },
 
   undo() {

@@ -19,6 +19,13 @@ export const urls = {
   exportFile: (c, format = 'csv', labelledOnly = false) =>
     `${base(c)}/export?format=${enc(format)}${labelledOnly ? '&labelled_only=1' : ''}`,
   importFile: (c) => `${base(c)}/import`,
+  // issue 7: uploads and the whole-recording view
+  uploads: () => '/api/uploads',
+  upload: (id, offset = null) => `/api/uploads/${enc(id)}${offset === null ? '' : `?offset=${offset}`}`,
+  uploadLimits: () => '/api/uploads/limits',
+  recording: (c, rid) => `${base(c)}/recordings/${enc(rid)}`,
+  recordingTile: (c, rid, tileS, i) => `${base(c)}/recordings/${enc(rid)}/tiles/${enc(tileS)}/${enc(i)}.jpg`,
+  recordingAudio: (c, rid) => `${base(c)}/recordings/${enc(rid)}/audio`,
 };
 
 export class ApiError extends Error {

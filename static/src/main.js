@@ -12,6 +12,8 @@ import { initGallery } from './views/gallery.js';
 import { initPooling } from './views/pooling.js';
 import { initKeyboard } from './keyboard.js';
 import { escapeHtml, fmtInt } from './util.js';
+import { initUpload } from './views/upload.js'; // issue 7
+import { initRecording } from './views/recording.js'; // issue 7
 
 const $ = (id) => document.getElementById(id);
 
@@ -21,16 +23,29 @@ async function boot() {
   const t0 = performance.now();
   mark('boot');
   const status = $('map-status');
+  initUpload(); // issue 7: dropping recordings works even before any collection exists
   const params = new URLSearchParams(location.search);
+  // Ask for the list and (when the URL names one) the collection at once, and create the WebGL map while they travel.
+  const wanted = params.get('c');
+  const listP = api.collections();
+  const earlyInfoP = wanted ? api.collection(wanted).catch(() => null) : Promise.resolve(null);
+  const map = createMap({
+    canvas: $('map-canvas'),
+    onHover: (i, t, th) => actions.hoverPoint(i, t, th),
+    onOut: () => actions.leavePoint(),
+    onClick: (i) => actions.pin(i),
+    onLasso: (ids) => actions.lassoSelect(ids),
+    onDeselect: () => actions.clearFocus(),
+  });
   let list;
   try {
-    list = (await api.collections()).collections || [];
+    list = (await listP).collections || [];
   } catch (e) {
     status.textContent = `Could not reach the server: ${e.message}`;
     return;
   }
   if (!list.length) {
-    status.textContent = 'No collections yet. Build one with: python -m preprocess build INPUT --out COLLECTION';
+    status.textContent = 'No collections yet. Drop recordings (files, a folder or a zip) on this page, or build one with: python -m preprocess build INPUT --out COLLECTION';
     return;
   }
   mark('collections');
@@ -43,7 +58,8 @@ async function boot() {
     location.search = `?c=${encodeURIComponent(sel.value)}`;
   };
 
-  const info = (await api.collection(name)).collection;
+  const early = await earlyInfoP;
+  const info = (early && name === wanted ? early : await api.collection(name)).collection;
   mark('info');
   const config = info.config || {};
   set({ collections: list, collection: name, info, config });
@@ -57,17 +73,10 @@ async function boot() {
     ? params.get('r')
     : info.default_reduction || (reductions[0] && reductions[0].key);
 
+  const mapP = key ? getMap(name, key) : null;
   const player = new SpritePlayer({
     urlFor: (s) => urls.audio(name, s),
     sampleRate: Number(config.audio_sample_rate || config.sample_rate || 22050),
-  });
-  const map = createMap({
-    canvas: $('map-canvas'),
-    onHover: (i, t, th) => actions.hoverPoint(i, t, th),
-    onOut: () => actions.leavePoint(),
-    onClick: (i) => actions.pin(i),
-    onLasso: (ids) => actions.lassoSelect(ids),
-    onDeselect: () => actions.clearFocus(),
   });
   actions.init({ map, player });
   let connectedBefore = false;
@@ -95,7 +104,7 @@ async function boot() {
     status.textContent = 'This collection has no reduction yet: run python -m preprocess reduce';
   } else {
     set({ reduction: key });
-    const xy = await getMap(name, key);
+    const xy = await mapP;
     mark('map-fetched');
     clipsP = getClips(name);
     const { nx, ny, box } = normalise(xy);
@@ -107,12 +116,7 @@ async function boot() {
     status.hidden = true;
   }
 
-  const clipsRes = await (clipsP || getClips(name));
-  const clips = clipsRes.columns || {};
-  set({ clips, n: state.n || clipsRes.n });
-  hook.clipsLoadedMs = performance.now();
-  actions.afterClipsLoaded();
-
+  // Everything but the clip table is here: the page works (clustering, legend, classes) while it arrives.
   initHoverCard($('hovercard'));
   initLegend($('legend'), $('color-by'), $('hide-noise'));
   initControls($('controls-body'), $('job'), $('cluster-summary'));
@@ -120,6 +124,16 @@ async function boot() {
   initPooling($('pooling'));
   initKeyboard();
   initTopbar(player, map);
+  initRecording(); // issue 7
+
+  const clipsHint = $('clips-status');
+  clipsHint.hidden = false;
+  const clipsRes = await (clipsP || getClips(name));
+  clipsHint.hidden = true;
+  const clips = clipsRes.columns || {};
+  set({ clips, n: state.n || clipsRes.n });
+  hook.clipsLoadedMs = performance.now();
+  actions.afterClipsLoaded();
 
   actions.refreshClasses();
   hook.ready = true;
@@ -159,7 +173,15 @@ function initTopbar(player, map) {
 
   // Browsers start audio suspended until a click or key press; say so, and resume on the first one.
   const hint = $('sound-hint');
-  const update = () => (hint.hidden = player.running);
+  const start = $('sound-start');
+  const update = () => {
+    hint.hidden = player.running;
+    start.hidden = player.running || hook.soundPromptDismissed === true;
+  };
+  start.onclick = () => {
+    hook.soundPromptDismissed = true;
+    update();
+  };
   player.onStateChange = update;
   update();
   const wake = () => player.resume().then(update);

@@ -10,14 +10,22 @@ export const EVENTS = {
   error: 'job:error',
   cancelled: 'job:cancelled',
   labelsChanged: 'labels:changed',
+  // issue 7: adding recordings from the browser
+  preprocess: 'preprocess',
+  preprocessCancel: 'preprocess:cancel',
+  preprocessFile: 'preprocess:file',
+  preprocessClips: 'preprocess:clips',
+  remap: 'remap',
 };
 
 let socket = null;
 
 /** Connect once; handlers: {onProgress, onResult, onError, onCancelled, onLabelsChanged, onConnect}. */
 export function connect(handlers) {
-  socket = io({ transports: ['websocket', 'polling'] });
+  // One connection per page: a second call (e.g. uploads connected first) adds its handlers to the same socket.
+  if (!socket) socket = io({ transports: ['websocket', 'polling'] });
   socket.on('connect', () => handlers.onConnect && handlers.onConnect());
+  if (socket.connected && handlers.onConnect) handlers.onConnect();
   socket.on(EVENTS.progress, (m) => handlers.onProgress && handlers.onProgress(m));
   socket.on(EVENTS.result, (m) => handlers.onResult && handlers.onResult(m));
   socket.on(EVENTS.error, (m) => handlers.onError && handlers.onError(m));
@@ -65,3 +73,12 @@ export function toInt32(labels) {
   if (Array.isArray(labels)) return Int32Array.from(labels);
   return new Int32Array(0);
 }
+
+// issue 7: uploads. The page may have no collection yet (no connect() from boot): connect on first use.
+export function ensureSocket() {
+  if (!socket) connect({});
+  return socket;
+}
+export const requestPreprocess = (req) => (ensureSocket(), emitAck(EVENTS.preprocess, req, 30000));
+export const cancelPreprocess = (jobId) => emitAck(EVENTS.preprocessCancel, { job_id: jobId });
+export const requestRemap = (req) => (ensureSocket(), emitAck(EVENTS.remap, req));

@@ -144,6 +144,19 @@ def test_lasso_and_pooling_produce_the_expected_class(page, server_url, get_json
     klass = next(c for c in state["classes"] if c["name"] == "Lasso song")
     assert sorted(state["members"][str(klass["id"])]) == expected
 
+    # remove one member from the class's gallery
+    row.locator("button.view").click()
+    first = page.locator("#gallery .tile").first
+    removed = int(first.get_attribute("data-clip"))
+    first.hover()
+    first.locator("button.rm").click()
+    page.wait_for_function(
+        "(() => { const k = window.__sonomap.state.classes.find(c => c.name === 'Lasso song');"
+        f" return k && k.size === {len(expected) - 1}; }})()"
+    )
+    state = get_json(f"{server_url}/api/collections/demo/classes")
+    assert sorted(state["members"][str(klass["id"])]) == [i for i in expected if i != removed]
+
     # two clusters (legend click, shift-click) pooled with the number key of a new class
     page.keyboard.press("Escape")
     page.fill("#new-class-name", "Two clusters")
@@ -202,6 +215,7 @@ def test_screenshot(page, demo):
     i = isolated_points(xy, k=1)[0]
     page.mouse.move(*xy[i])
     page.wait_for_function(f"window.__sonomap.lastPlayback.clip_id === {i}")
+    page.evaluate("document.getElementById('toast').hidden = true")
     page.wait_for_timeout(400)  # tiles are images: let them paint before the picture
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "explorer.png"))

@@ -126,6 +126,19 @@ def test_rebuild_is_a_quick_noop(demo_collection_path, copy_collection, capsys):
     assert before == {p: p.stat().st_mtime_ns for p in coll.rglob("*") if p.is_file()}
 
 
+def test_fixed_labels_csv_updates_labels_without_rebuilding(demo_collection_path, copy_collection, tmp_path, capsys):
+    coll = copy_collection(demo_collection_path)
+    fixed = tmp_path / "labels.csv"
+    fixed.write_text((DEMO / "labels.csv").read_text().replace(",Junco hyemalis,", ",Junco (relabelled),"))
+    clips_before = (coll / "clips.parquet").read_bytes()
+    assert cli.main(["build", str(DEMO), "--labels", str(fixed), "--out", str(coll), "--no-features"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing to do" in out and "updated the labels/metadata of 5 recordings" in out
+    recs = Collection.open(coll).recordings()
+    assert (recs.label == "Junco (relabelled)").sum() == 5
+    assert (coll / "clips.parquet").read_bytes() == clips_before
+
+
 def test_info_prints_summary_and_credits(demo_collection_path, capsys):
     assert cli.main(["info", str(demo_collection_path)]) == 0
     out = capsys.readouterr().out

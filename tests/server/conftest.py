@@ -39,8 +39,8 @@ def _write_collection(root: Path, *, features: bool = True) -> None:
             "label": [SPECIES[i % N_GROUPS] if i < 10 else "" for i in range(n_rec)],
             "species": [SPECIES[i % N_GROUPS] for i in range(n_rec)],
             "common_name": ["bird"] * n_rec,
-            "xc_id": [str(1000 + i) for i in range(n_rec)],
-            "recordist": ["A. Recordist"] * n_rec,
+            "xc_id": [str(1000 + i) if i != 11 else None for i in range(n_rec)],
+            "recordist": ["A. Recordist"] * (n_rec - 1) + [np.nan],
             "license": ["CC BY 4.0"] * n_rec,
             "url": [f"https://xeno-canto.org/{1000 + i}" for i in range(n_rec)],
         }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -36,12 +38,14 @@ def test_clip_table_json_and_binary_agree(client):
     from server.tables import CLIP_TABLE_COLUMNS, read_binary
 
     r = client.get("/api/collections/synth/clips")
-    body = r.get_json()
+    body = json.loads(r.data, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))  # browsers reject NaN
     assert body["ok"] and body["n"] == N and tuple(body["columns"]) == CLIP_TABLE_COLUMNS
     cols = body["columns"]
     assert cols["clip_id"] == list(range(N))
     assert cols["file_name"][0] == "it's rec 0.flac" and cols["top_species"][0] == "Turdus merula"
     assert cols["label"][0] == "Turdus merula" and cols["xc_id"][0] == "1000"
+    missing = [i for i, r in enumerate(cols["recording_id"]) if r == 11]
+    assert missing and all(cols["xc_id"][i] is None and cols["recordist"][i] is None for i in missing)
     b = client.get("/api/collections/synth/clips.bin")
     assert b.status_code == 200 and b.mimetype == "application/octet-stream"
     assert len(b.data) < len(r.data)

@@ -3,7 +3,7 @@
 import { state, subscribe } from '../state.js';
 import { actions } from '../actions.js';
 import { applyTile } from '../clips.js';
-import { fmtInt, el } from '../util.js';
+import { escapeHtml, fmtInt, el } from '../util.js';
 
 const PAGE = 240;
 const TILE_W = 84;
@@ -23,6 +23,10 @@ export function initGallery(root) {
       root.innerHTML = `<div class="gallery-empty">
         <b>Gallery</b> — click a cluster in the legend, lasso points on the map (Shift+drag), or pick one of your classes.
         Its members appear here, the most typical first.</div>`;
+      return;
+    }
+    if (!state.clips) {
+      root.innerHTML = `<div class="gallery-empty"><b>${escapeHtml(f.label)}</b> — loading clip details…</div>`;
       return;
     }
     const isClass = f.kind === 'class';
@@ -83,7 +87,7 @@ export function initGallery(root) {
       t.scrollIntoView({ block: 'nearest', inline: 'nearest' });
     }
   };
-  subscribe(['focus', 'galleryOrder', 'classes'], render);
+  subscribe(['focus', 'galleryOrder', 'classes', 'clips'], render);
   subscribe('galleryIndex', markCurrent);
   subscribe('playingSequence', (s) => {
     const b = root.querySelector('#play-all');

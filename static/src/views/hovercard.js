@@ -31,6 +31,7 @@ export function initHoverCard(root) {
     root.innerHTML = `
       <div class="hc-head">
         <h2>${state.pinned === i ? 'Pinned' : 'Listening'} <span class="muted">clip ${i}</span></h2>
+        <button class="tool small" data-open-recording="${i}" title="Open the whole recording (R)">recording ▸</button>
         ${state.pinned >= 0 ? '<button class="tool small" data-unpin>unpin</button>' : ''}
       </div>
       <div class="hc-tile"></div>

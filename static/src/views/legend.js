@@ -3,20 +3,23 @@ import { state, subscribe } from '../state.js';
 import { actions } from '../actions.js';
 import { escapeHtml, fmtInt } from '../util.js';
 
-const PREFERRED = ['label', 'species', 'common_name', 'top_species', 'recordist', 'license', 'country', 'sound_type'];
+const PREFERRED = ['label', 'species', 'common_name', 'top_species', 'recordist', 'license', 'country', 'sound_type', 'recording_id'];
 const SKIP = new Set(['clip_id', 'start_s', 'end_s', 'sheet', 'cell', 'audio_sprite', 'audio_offset', 'audio_length', 'url', 'fmin_hz', 'fmax_hz']);
 
 export function initLegend(root, select, hideNoise) {
   const renderOptions = () => {
     const cols = state.clips || {};
-    const has = (c) => Array.isArray(cols[c]) && cols[c].some((v) => v !== null && v !== '' && v !== undefined);
+    const has = (c) =>
+      (Array.isArray(cols[c]) || ArrayBuffer.isView(cols[c])) &&
+      Array.prototype.some.call(cols[c], (v) => v !== null && v !== '' && v !== undefined);
     const extra = (state.info.columns || []).concat(Object.keys(cols)).filter((c) => !SKIP.has(c));
     const seen = new Set();
     const opts = [['cluster', 'cluster']];
     for (const c of [...PREFERRED, ...extra]) {
       if (seen.has(c) || !has(c)) continue;
       seen.add(c);
-      opts.push([c, c === 'top_species' ? 'BirdNET top species' : c.replace(/_/g, ' ')]);
+      const names = { top_species: 'BirdNET top species', recording_id: 'recording', license: 'licence', xc_id: 'xeno-canto id' };
+      opts.push([c, names[c] || c.replace(/_/g, ' ')]);
     }
     opts.push(['class', 'your classes']);
     select.innerHTML = opts.map(([v, t]) => `<option value="${escapeHtml(v)}">${escapeHtml(t)}</option>`).join('');

@@ -192,16 +192,36 @@ export function createMap({ canvas, onHover, onOut, onClick, onLasso, onDeselect
     return codes ? { x: nx, y: ny, valueA: codes } : { x: nx, y: ny };
   }
 
-  async function redraw() {
-    if (!nx) return;
-    await plot.draw(pointsObject(), {
-      spatialIndex,
-      zDataType: 'categorical',
-      preventFilterReset: true,
-      select: selected.length ? selected : undefined,
-      filter: filter || undefined,
+  // regl-scatterplot refuses a draw while the previous one is running: draws go through one queue, and a draw
+  // that is already superseded by a newer one in the queue is skipped (the newer one uses the latest state).
+  let queue = Promise.resolve();
+  let queued = 0;
+  function enqueue(fn) {
+    queued++;
+    queue = queue.then(async () => {
+      queued--;
+      if (queued > 0) return;
+      try {
+        await fn();
+      } catch (e) {
+        console.warn(e);
+      }
     });
-    spatialIndex = plot.get('spatialIndex');
+    return queue;
+  }
+
+  function redraw() {
+    if (!nx) return Promise.resolve();
+    return enqueue(async () => {
+      await plot.draw(pointsObject(), {
+        spatialIndex,
+        zDataType: 'categorical',
+        preventFilterReset: true,
+        select: selected.length ? selected : undefined,
+        filter: filter || undefined,
+      });
+      spatialIndex = plot.get('spatialIndex');
+    });
   }
 
   return {
@@ -223,8 +243,10 @@ export function createMap({ canvas, onHover, onOut, onClick, onLasso, onDeselect
       plot.set({ pointSize: pointSizeFor(nx.length), colorBy: null, pointColor: [[0.55, 0.62, 0.75, 0.8]] });
       index = gridIndex(nx, ny);
       visible = null;
-      await plot.draw({ x: nx, y: ny });
-      spatialIndex = plot.get('spatialIndex');
+      await enqueue(async () => {
+        await plot.draw({ x: nx, y: ny });
+        spatialIndex = plot.get('spatialIndex');
+      });
       fitView(false);
       drawn = true;
     },

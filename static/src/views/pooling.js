@@ -50,6 +50,7 @@ export function initPooling(root) {
         nameEl,
         el('span', { class: 'cl-size' }, fmtInt(k.size ?? (state.members[k.id] || []).length)),
         el('button', { class: 'tool small add', title: `Add the selection${j < 9 ? ` (${j + 1})` : ''}`, disabled: !target, onclick: () => actions.addToClass(k.id) }, '+'),
+        el('button', { class: 'tool small rm', title: 'Remove the selection from this class', disabled: !target, onclick: () => actions.removeFromClass(k.id, target.ids) }, '−'),
         el('button', { class: 'tool small view', title: 'Show its gallery', onclick: () => actions.focusClass(k.id) }, '▦'),
         el('button', { class: 'tool small del', title: 'Delete class', onclick: () => confirm(`Delete class “${k.name}”? (Undo brings it back.)`) && actions.deleteClass(k.id) }, '✕'),
       );

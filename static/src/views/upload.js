@@ -1,0 +1,432 @@
+// Adding recordings from the browser: drop files, folders or a zip anywhere on the page (or use the "Add
+// recordings" button), choose "add to this collection" or "new collection", watch each file upload in resumable
+// chunks, then get processed on the server; each processed file's clips appear on the map as they are ready.
+import { state, set } from '../state.js';
+import { urls, getJSON } from '../api.js';
+import { EVENTS, ensureSocket, requestPreprocess, requestRemap } from '../socket.js';
+import { normalise } from './map.js';
+import { hook, actions, toast } from '../actions.js';
+import { escapeHtml, el } from '../util.js';
+
+const CHUNK_BYTES = 4 * 1024 * 1024;
+const PARALLEL = 2;
+const RETRIES = 6;
+const AUDIO_EXT = /\.(wav|wave|flac|mp3|ogg|oga|opus|aif|aiff|w64|rf64|zip|csv|json)$/i;
+
+const up = {
+  state: 'idle', // idle | choosing | uploading | processing | done | error
+  files: [], // [{file, name, size, sent, status, reason, upload_id, el}]
+  jobId: null,
+  collection: null,
+  created: false,
+  addedClips: 0,
+  result: null,
+};
+
+let panel = null;
+let dialog = null;
+let limits = { max_file_bytes: Infinity, max_chunk_bytes: CHUNK_BYTES };
+
+export function initUpload() {
+  hook.upload = up;
+  const bar = document.getElementById('topbar');
+  const spacer = bar && bar.querySelector('.spacer');
+  const button = el('button', { class: 'tool', id: 'upload-open', title: 'Add recordings (drop files, folders or a zip)' }, '+ Add recordings');
+  if (spacer) spacer.after(button);
+  const input = el('input', { type: 'file', id: 'upload-input', multiple: true, hidden: true });
+  const folder = el('input', { type: 'file', id: 'upload-folder', multiple: true, webkitdirectory: true, hidden: true });
+  document.body.append(input, folder);
+  button.onclick = () => openDialog([]);
+  input.onchange = () => openDialog(Array.from(input.files || []));
+  folder.onchange = () => openDialog(Array.from(folder.files || []));
+
+  // Drag and drop anywhere: an overlay says what will happen.
+  const overlay = el('div', { id: 'upload-drop', class: 'upload-drop', hidden: true },
+    el('div', { class: 'upload-drop-box' }, 'Drop recordings here', el('div', { class: 'muted' }, 'audio files, folders, or a zip (with an optional labels CSV or xeno-canto JSON)')));
+  document.body.append(overlay);
+  let depth = 0;
+  const hasFiles = (e) => e.dataTransfer && Array.from(e.dataTransfer.types || []).includes('Files');
+  window.addEventListener('dragenter', (e) => {
+    if (!hasFiles(e)) return;
+    depth++;
+    overlay.hidden = false;
+  });
+  window.addEventListener('dragleave', () => {
+    depth = Math.max(0, depth - 1);
+    if (!depth) overlay.hidden = true;
+  });
+  window.addEventListener('dragover', (e) => hasFiles(e) && e.preventDefault());
+  window.addEventListener('drop', async (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    depth = 0;
+    overlay.hidden = true;
+    openDialog(await filesFromDrop(e.dataTransfer));
+  });
+  getJSON(urls.uploadLimits()).then((r) => (limits = r.limits), () => {});
+}
+
+/** Files from a drop, walking dropped folders (webkitGetAsEntry) so a whole folder of MP3s works. */
+async function filesFromDrop(dt) {
+  const entries = Array.from(dt.items || []).map((it) => it.webkitGetAsEntry && it.webkitGetAsEntry()).filter(Boolean);
+  if (!entries.length) return Array.from(dt.files || []);
+  const out = [];
+  const walk = async (entry, prefix) => {
+    if (entry.isFile) {
+      const f = await new Promise((res, rej) => entry.file(res, rej));
+      out.push(Object.assign(f, { relPath: prefix + f.name }));
+    } else if (entry.isDirectory) {
+      const reader = entry.createReader();
+      for (;;) {
+        const batch = await new Promise((res, rej) => reader.readEntries(res, rej));
+        if (!batch.length) break;
+        for (const child of batch) await walk(child, `${prefix}${entry.name}/`);
+      }
+    }
+  };
+  for (const entry of entries) await walk(entry, '');
+  return out;
+}
+
+const fmtBytes = (n) => (n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1)} GB` : n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MB` : `${Math.ceil(n / 1024)} KB`);
+
+function defaultName(files) {
+  const first = files[0];
+  const top = first && (first.relPath || first.webkitRelativePath || '').split('/')[0];
+  const base = (top && top !== first.name ? top : first ? first.name.replace(/\.[^.]+$/, '') : 'recordings') || 'recordings';
+  let name = base.normalize('NFKD').replace(/[^\w.+-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 48) || 'recordings';
+  const taken = new Set((state.collections || []).map((c) => c.name));
+  for (let k = 2; taken.has(name); k++) name = `${base.slice(0, 40)}-${k}`.replace(/[^\w.+-]+/g, '-');
+  return name;
+}
+
+function openDialog(files) {
+  if (up.state === 'uploading' || up.state === 'processing') {
+    toast('Recordings are still being added; wait for them to finish', 'error');
+    return;
+  }
+  files = files.filter((f) => f.size > 0 && !/(^|\/)\./.test(f.relPath || f.webkitRelativePath || f.name));
+  const skipped = files.filter((f) => !AUDIO_EXT.test(f.name));
+  const usable = files.filter((f) => AUDIO_EXT.test(f.name));
+  if (dialog) dialog.remove();
+  const total = usable.reduce((s, f) => s + f.size, 0);
+  const current = state.collection;
+  dialog = el('div', { class: 'overlay', id: 'upload-dialog' });
+  dialog.innerHTML = `
+    <div class="dialog upload-dialog">
+      <h2>Add recordings</h2>
+      ${usable.length
+        ? `<p><b>${usable.length}</b> file${usable.length > 1 ? 's' : ''} · ${fmtBytes(total)}${skipped.length ? ` · <span class="muted">${skipped.length} other file(s) left out</span>` : ''}</p>`
+        : '<p class="muted">Drop audio files, a folder, or a zip anywhere on the page, or choose them:</p>'}
+      <div class="row">
+        <button data-pick-files>Choose files…</button>
+        <button data-pick-folder>Choose a folder…</button>
+      </div>
+      <fieldset class="upload-target">
+        <label class="check"><input type="radio" name="upload-target" value="add" ${current ? 'checked' : 'disabled'}>
+          add to <b>${escapeHtml(current || '(no collection open)')}</b> <span class="muted">(the map keeps its points; new ones are placed on it)</span></label>
+        <label class="check"><input type="radio" name="upload-target" value="new" ${current ? '' : 'checked'}>
+          new collection named <input type="text" id="upload-name" value="${escapeHtml(defaultName(usable))}" maxlength="64"></label>
+      </fieldset>
+      <div class="row end">
+        <button data-cancel>Cancel</button>
+        <button class="primary" id="upload-start" ${usable.length ? '' : 'disabled'}>Upload and process</button>
+      </div>
+    </div>`;
+  document.body.append(dialog);
+  const q = (s) => dialog.querySelector(s);
+  q('[data-pick-files]').onclick = () => document.getElementById('upload-input').click();
+  q('[data-pick-folder]').onclick = () => document.getElementById('upload-folder').click();
+  q('[data-cancel]').onclick = () => dialog.remove();
+  q('#upload-name').onfocus = () => (q('input[value=new]').checked = true);
+  q('#upload-start').onclick = () => {
+    const target = q('input[name=upload-target]:checked').value;
+    const name = q('#upload-name').value.trim();
+    if (target === 'new' && !/^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$/.test(name)) {
+      toast('A collection name uses letters, digits, _ - . + (starting with a letter or digit)', 'error');
+      return;
+    }
+    dialog.remove();
+    start(usable, target === 'add' ? { collection: current } : { new_collection: name });
+  };
+  up.state = 'choosing';
+}
+
+// ------------------------------------------------------------------------------------------------
+// uploading
+
+async function start(files, target) {
+  Object.assign(up, {
+    state: 'uploading', jobId: null, result: null, addedClips: 0,
+    collection: target.collection || target.new_collection, created: !!target.new_collection,
+    files: files.map((file) => ({ file, name: file.relPath || file.webkitRelativePath || file.name, size: file.size, sent: 0, status: 'waiting', reason: '' })),
+  });
+  renderPanel();
+  const queue = up.files.filter((f) => {
+    if (f.size > limits.max_file_bytes) {
+      f.status = 'failed';
+      f.reason = `over the server's limit of ${fmtBytes(limits.max_file_bytes)}`;
+      return false;
+    }
+    return true;
+  });
+  const workers = Array.from({ length: PARALLEL }, async () => {
+    while (queue.length) await uploadOne(queue.shift());
+  });
+  await Promise.all(workers);
+  const ids = up.files.filter((f) => f.status === 'uploaded').map((f) => f.upload_id);
+  if (!ids.length) {
+    up.state = 'error';
+    renderPanel('Nothing could be uploaded.');
+    return;
+  }
+  up.state = 'processing';
+  listen();
+  const ack = await requestPreprocess({ ...target, uploads: ids });
+  if (!ack.ok) {
+    up.state = 'error';
+    renderPanel(ack.error);
+    return;
+  }
+  up.jobId = ack.job_id;
+  renderPanel('Processing…');
+}
+
+async function uploadOne(f) {
+  f.status = 'uploading';
+  renderRow(f);
+  try {
+    const created = await fetchJSON(urls.uploads(), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ file_name: f.name, size_bytes: f.size }),
+    });
+    f.upload_id = created.upload.upload_id;
+    let offset = 0;
+    let failures = 0;
+    const chunk = Math.min(CHUNK_BYTES, limits.max_chunk_bytes || CHUNK_BYTES);
+    while (offset < f.size) {
+      const body = f.file.slice(offset, Math.min(offset + chunk, f.size));
+      try {
+        const r = await fetchJSON(urls.upload(f.upload_id, offset), { method: 'PUT', body });
+        offset = r.upload.received;
+        failures = 0;
+      } catch (e) {
+        if (e.status && e.status < 500 && !/resume at/.test(e.message)) throw e; // refused: not worth retrying
+        if (++failures > RETRIES) throw e;
+        await new Promise((res) => setTimeout(res, 300 * 2 ** failures));
+        offset = (await fetchJSON(urls.upload(f.upload_id))).upload.received; // resume where the server is
+      }
+      f.sent = offset;
+      renderRow(f);
+    }
+    f.status = 'uploaded';
+  } catch (e) {
+    f.status = 'failed';
+    f.reason = e.message;
+    if (f.upload_id) fetch(urls.upload(f.upload_id), { method: 'DELETE' }).catch(() => {});
+  }
+  renderRow(f);
+}
+
+async function fetchJSON(url, init = {}) {
+  const res = await fetch(url, init);
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {}
+  if (!res.ok || !data || data.ok === false) {
+    const err = new Error((data && data.error) || `HTTP ${res.status}`);
+    err.status = res.status;
+    throw err;
+  }
+  return data;
+}
+
+// ------------------------------------------------------------------------------------------------
+// processing: per-file events, new clips onto the map
+
+let listening = false;
+function listen() {
+  if (listening) return;
+  listening = true;
+  const s = ensureSocket();
+  s.on(EVENTS.progress, (m) => {
+    if (m.job_id !== up.jobId) return;
+    const f = fileByName(m.file);
+    if (f && f.status !== 'ok' && f.status !== 'failed') {
+      f.status = 'processing';
+      f.stage = m.stage === 'file' ? 'starting' : m.stage;
+      renderRow(f);
+    }
+    setOverall(m.fraction, m.message ? `${m.stage}: ${m.message}` : m.stage);
+  });
+  s.on(EVENTS.preprocessFile, (m) => {
+    if (m.job_id !== up.jobId) return;
+    const f = fileByName(m.name) || { name: m.name, size: 0, sent: 0 };
+    if (!up.files.includes(f)) up.files.push(f);
+    Object.assign(f, { status: m.status, reason: m.reason, n_clips: m.n_clips, recording_id: m.recording_id });
+    renderRow(f);
+  });
+  s.on(EVENTS.preprocessClips, (m) => {
+    if (m.collection !== state.collection) return;
+    addClipsToMap(m);
+  });
+  s.on(EVENTS.result, (m) => {
+    if (m.job_id !== up.jobId || m.kind !== 'preprocess') return;
+    up.state = 'done';
+    up.result = m;
+    if (m.created && !state.collection && m.n_clips) {
+      location.search = `?c=${encodeURIComponent(m.collection)}`; // the first collection: open it at once
+      return;
+    }
+    for (const r of m.refused || []) up.files.push({ name: r.name, size: 0, sent: 0, status: 'failed', reason: r.reason });
+    renderPanel();
+  });
+  s.on(EVENTS.error, (m) => {
+    if (m.job_id !== up.jobId) return;
+    up.state = 'error';
+    renderPanel(m.error);
+  });
+}
+
+function fileByName(name) {
+  if (!name) return null;
+  return up.files.find((f) => f.name === name) || up.files.find((f) => f.name.split('/').pop() === name.split('/').pop());
+}
+
+function concatColumn(old, add) {
+  if (ArrayBuffer.isView(old)) {
+    const out = new old.constructor(old.length + add.length);
+    out.set(old);
+    for (let i = 0; i < add.length; i++) out[old.length + i] = add[i] ?? NaN;
+    return out;
+  }
+  return (old || []).concat(add);
+}
+
+/** Append one file's clips (rows + 2-d positions from the fitted map) to the state and redraw the map. */
+async function addClipsToMap(m) {
+  const key = state.reduction;
+  const buf = m.positions && m.positions[key];
+  if (!state.clips || !state.xy || !buf) return;
+  const first = m.clips.clip_id[0];
+  if (first !== state.n) return; // out of order (or already added): the next page load picks them up
+  const pos = new Float32Array(buf instanceof ArrayBuffer ? buf.slice(0) : buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+  const xy = new Float32Array(state.xy.length + pos.length);
+  xy.set(state.xy);
+  xy.set(pos, state.xy.length);
+  const clips = {};
+  for (const [k, v] of Object.entries(state.clips)) clips[k] = concatColumn(v, m.clips[k] || new Array(m.clips.clip_id.length).fill(null));
+  const n = xy.length >> 1;
+  const patch = { clips, xy, n };
+  if (state.cluster && state.cluster.labels) {
+    const labels = new Int32Array(n).fill(-1); // new clips are noise until the next clustering
+    labels.set(state.cluster.labels);
+    patch.cluster = { ...state.cluster, labels };
+  }
+  const { nx, ny, box } = normalise(xy);
+  Object.assign(patch, { nx, ny });
+  set(patch);
+  await hook.map.setPoints(nx, ny, box);
+  hook.pointsDrawn = n;
+  up.addedClips += m.clips.clip_id.length;
+  actions.recolor();
+  const f = fileByName(m.name);
+  if (f) {
+    f.onMap = true;
+    renderRow(f);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// the panel
+
+function ensurePanel() {
+  if (panel) return panel;
+  panel = el('section', { id: 'upload-panel', class: 'upload-panel card' });
+  document.body.append(panel);
+  return panel;
+}
+
+function setOverall(fraction, message) {
+  const p = ensurePanel();
+  const fill = p.querySelector('.up-overall .fill');
+  if (fill) fill.style.width = `${Math.round((fraction || 0) * 100)}%`;
+  const t = p.querySelector('.up-overall-text');
+  if (t) t.textContent = message || '';
+}
+
+function renderPanel(message = '') {
+  const p = ensurePanel();
+  const ok = up.files.filter((f) => f.status === 'ok').length;
+  const failed = up.files.filter((f) => f.status === 'failed');
+  const title = { uploading: 'Uploading', processing: 'Processing', done: 'Done', error: 'Stopped' }[up.state] || '';
+  const r = up.result;
+  let footer = '';
+  if (up.state === 'done') {
+    footer = `<div class="up-summary">${ok} file${ok === 1 ? '' : 's'} added (${r.n_new_clips} clips)${failed.length ? `, ${failed.length} failed` : ''}.
+      ${(r.notes || []).map((n) => `<div class="muted">${escapeHtml(n)}</div>`).join('')}</div>
+      <div class="row end">
+        ${r.created || r.collection !== state.collection ? `<button class="primary" data-open>Open ${escapeHtml(r.collection)}</button>` : ''}
+        ${r.suggest_remap && !r.created ? '<button data-remap title="Fit the map again with every clip (points will move)">Recompute the map</button>' : ''}
+        <button data-close>Close</button>
+      </div>`;
+  } else if (up.state === 'error') {
+    footer = `<div class="up-error">${escapeHtml(message)}</div><div class="row end"><button data-close>Close</button></div>`;
+  }
+  p.innerHTML = `
+    <div class="up-head"><h2>${title} · ${escapeHtml(up.collection || '')}</h2></div>
+    <div class="up-overall"><div class="bar"><div class="fill"></div></div><div class="up-overall-text muted">${escapeHtml(up.state === 'processing' ? message : '')}</div></div>
+    <ul class="up-files"></ul>
+    ${footer}`;
+  p.dataset.state = up.state;
+  const list = p.querySelector('.up-files');
+  for (const f of up.files) {
+    f.el = el('li', { class: 'up-file' });
+    list.append(f.el);
+    renderRow(f);
+  }
+  const q = (s) => p.querySelector(s);
+  if (q('[data-close]')) q('[data-close]').onclick = () => ((p.hidden = true), (up.state = 'idle'));
+  if (q('[data-open]')) q('[data-open]').onclick = () => (location.search = `?c=${encodeURIComponent(r.collection)}`);
+  if (q('[data-remap]')) q('[data-remap]').onclick = () => remap(q('[data-remap]'));
+  p.hidden = false;
+  if (up.state === 'done') setOverall(1, '');
+}
+
+function renderRow(f) {
+  if (!f.el) return;
+  const pct = f.size ? Math.round((100 * f.sent) / f.size) : 100;
+  const text = {
+    waiting: 'waiting',
+    uploading: `uploading ${pct}%`,
+    uploaded: 'uploaded',
+    processing: f.stage || 'processing',
+    ok: `${f.n_clips ?? ''} clips${f.onMap ? ' · on the map' : ''}`,
+    failed: f.reason || 'failed',
+  }[f.status] || f.status;
+  f.el.className = `up-file ${f.status}`;
+  f.el.dataset.status = f.status;
+  f.el.innerHTML = `<div class="up-name" title="${escapeHtml(f.name)}">${escapeHtml(f.name)}</div>
+    <div class="bar"><div class="fill" style="width:${f.status === 'ok' || f.status === 'failed' ? 100 : f.status === 'uploading' ? pct : f.status === 'waiting' ? 0 : 100}%"></div></div>
+    <div class="up-status">${escapeHtml(text)}</div>`;
+}
+
+async function remap(button) {
+  button.disabled = true;
+  button.textContent = 'Recomputing…';
+  const s = ensureSocket();
+  const ack = await requestRemap({ collection: state.collection, key: state.reduction });
+  if (!ack.ok) {
+    toast(ack.error, 'error');
+    return;
+  }
+  const onResult = (m) => {
+    if (m.job_id !== ack.job_id) return;
+    s.off(EVENTS.result, onResult);
+    location.reload();
+  };
+  s.on(EVENTS.result, onResult);
+  s.on(EVENTS.error, (m) => m.job_id === ack.job_id && toast(`Recomputing the map failed: ${m.error}`, 'error'));
+}
