@@ -31,48 +31,51 @@ from preprocess.pool import cpu_count  # noqa: E402
 
 
 def stage_rates(files: list[Path], cfg: BuildConfig) -> tuple[list[tuple[str, float, float]], float]:
-    """[(stage, wall_s, audio_s)] timed stage by stage on one core."""
+    """[(stage, wall_s, cpu_s)] timed stage by stage on one core, and the audio seconds processed."""
     import torch
 
     torch.set_num_threads(1)
-    t: dict[str, float] = dict.fromkeys(("decode", "resample", "segment", "spectrogram", "tiles", "audio sprites"), 0.0)
+    stages = ("decode", "resample", "segment", "spectrogram", "tiles", "audio sprites")
+    t: dict[str, float] = dict.fromkeys(stages, 0.0)
+    c: dict[str, float] = dict.fromkeys(stages, 0.0)
     audio_s = 0.0
     all_specs, all_audio = [], []
     for f in files:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             y1, sr, _fmt, _note, _channels = audio.decode_mono(f)
         except Exception:
             continue
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         y = audio.resample(y1, orig_sr=sr, target_sr=cfg.sample_rate)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         ct = clips.find_clips(y, sr=cfg.sample_rate, cfg=cfg)
         cut = clips.cut(y, sr=cfg.sample_rate, start_s=ct.start_s, clip_s=cfg.clip_s)
-        t3 = time.perf_counter()
+        t3, c3 = time.perf_counter(), time.process_time()
         specs = spectrogram.log_mel_uint8(
             cut, sr=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels,
             fmin=cfg.fmin, fmax=cfg.fmax, top_db=cfg.top_db,
         )  # fmt: skip
-        t4 = time.perf_counter()
-        t["decode"] += t1 - t0
-        t["resample"] += t2 - t1
-        t["segment"] += t3 - t2
-        t["spectrogram"] += t4 - t3
+        t4, c4 = time.perf_counter(), time.process_time()
+        for name, (a, b), (ca, cb) in zip(
+            stages[:4], ((t0, t1), (t1, t2), (t2, t3), (t3, t4)), ((c0, c1), (c1, c2), (c2, c3), (c3, c4)), strict=True
+        ):
+            t[name] += b - a
+            c[name] += cb - ca
         audio_s += len(y1) / sr
         all_specs.append(specs)
         all_audio.extend(sprites.to_int16(c) for c in cut)
     specs = np.concatenate(all_specs)
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         cells = cfg.cells_per_sheet
         for k, a in enumerate(range(0, len(specs), cells)):
             tiles = sprites.render_tiles(
                 specs[a : a + cells], tile_w=cfg.tile_w, tile_h=cfg.tile_h, colormap=cfg.colormap
             )
             sprites.write_sheet(Path(tmp) / f"s{k}.jpg", tiles, sheet_cols=cfg.sheet_cols, quality=cfg.tile_quality)
-        t["tiles"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        t["tiles"], c["tiles"] = time.perf_counter() - t0, time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
         gap = int(round(cfg.audio_gap_s * cfg.sample_rate))
         max_samples = int(round(cfg.audio_sprite_s * cfg.sample_rate))
         sprite, offset, totals = sprites.plan_audio_sprites(
@@ -84,8 +87,8 @@ def stage_rates(files: list[Path], cfg: BuildConfig) -> tuple[list[tuple[str, fl
                 Path(tmp) / f"a{s}.flac", [all_audio[i] for i in idx], [int(offset[i]) for i in idx],
                 total=int(totals[s]), sr=cfg.sample_rate, fade_ms=cfg.audio_fade_ms,
             )  # fmt: skip
-        t["audio sprites"] = time.perf_counter() - t0
-    return [(k, v, audio_s) for k, v in t.items()], audio_s
+        t["audio sprites"], c["audio sprites"] = time.perf_counter() - t0, time.process_time() - c0
+    return [(k, t[k], c[k]) for k in stages], audio_s
 
 
 def main() -> None:
@@ -103,18 +106,21 @@ def main() -> None:
     print(
         f"input: {src} ({len(files)} files, {audio_s / 60:.1f} min of audio), mode {args.mode}, {os.cpu_count()} cpus"
     )
-    print(f"{'stage':<36} {'cores':>5} {'wall s':>8} {'x real time':>12}")
-    for name, wall, a in rows:
-        print(f"{name:<36} {1:>5} {wall:>8.2f} {a / wall:>12.0f}")
-    per_core = audio_s / sum(w for _n, w, _a in rows)
-    print(f"{'all stages, one after another':<36} {1:>5} {audio_s / per_core:>8.2f} {per_core:>12.0f}")
+    print(f"{'stage':<36} {'cores':>5} {'wall s':>8} {'x real time':>12} {'CPU s':>8} {'x per CPU s':>12}")
+    for name, wall, cpu in rows:
+        print(f"{name:<36} {1:>5} {wall:>8.2f} {audio_s / wall:>12.0f} {cpu:>8.2f} {audio_s / cpu:>12.0f}")
+    wall, cpu = sum(r[1] for r in rows), sum(r[2] for r in rows)
+    print(
+        f"{'all stages, one after another':<36} {1:>5} {wall:>8.2f} {audio_s / wall:>12.0f} {cpu:>8.2f} {audio_s / cpu:>12.0f}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for jobs in sorted({1, args.jobs}):
             out = Path(tmp) / f"c{jobs}"
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             r = build(src, out, config=cfg, jobs=jobs)
-            wall = time.perf_counter() - t0
-            print(f"{'end to end, build() in process':<36} {jobs:>5} {wall:>8.2f} {r.audio_s / wall:>12.0f}")
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            cpu_col = f"{cpu:>8.2f} {r.audio_s / cpu:>12.0f}" if jobs == 1 else ""  # workers' CPU is not ours
+            print(f"{'end to end, build() in process':<36} {jobs:>5} {wall:>8.2f} {r.audio_s / wall:>12.0f} {cpu_col}")
         out = Path(tmp) / "cli"
         cmd = [sys.executable, "-m", "preprocess", "build", str(src), "--out", str(out), "--no-features"]
         cmd += ["--jobs", str(args.jobs), "--mode", args.mode]
@@ -125,7 +131,8 @@ def main() -> None:
         t0 = time.perf_counter()
         subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         print(f"{'re-run (no-op), CLI':<36} {args.jobs:>5} {time.perf_counter() - t0:>8.2f} {'':>12}")
-    print(f"load average during the run: {os.getloadavg()[0]:.1f} (other work on this machine slows every figure)")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} (other work on this machine slows every figure;")
+    print("CPU seconds are less affected: on idle cores, wall time is about CPU seconds / cores plus start-up)")
 
 
 if __name__ == "__main__":

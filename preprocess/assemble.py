@@ -152,8 +152,9 @@ def assemble(
         idx = np.flatnonzero(sprite_of == sprite)
         pieces = [(*sources_of_clip[i], int(offset_of[i])) for i in idx]
         sprite_tasks.append((str(coll.audio_sprite_path(sprite)), pieces, int(total), sr, cfg.audio_fade_ms))
-    pool.run(_draw_sheet, sheet_tasks, stage="sprite sheets", progress=progress, should_cancel=should_cancel)
-    pool.run(_write_sprite, sprite_tasks, stage="audio sprites", progress=progress, should_cancel=should_cancel)
+    kw = dict(progress=progress, should_cancel=should_cancel, uses_torch=False)
+    pool.run(_draw_sheet, sheet_tasks, stage="sprite sheets", **kw)
+    pool.run(_write_sprite, sprite_tasks, stage="audio sprites", **kw)
     n_sprites = n_sprites_old + len(sprite_tasks)
 
     new_ids = np.arange(n_clip_old, n_clips, dtype=np.int64)

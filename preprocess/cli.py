@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     except SonomapError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `info … | head`: the reader has gone, nothing more to say
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume", file=sys.stderr)
         return 130

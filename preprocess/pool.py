@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from .errors import SonomapError
@@ -64,9 +64,11 @@ class TaskPool:
         done: int = 0,
         total: int | None = None,
         label: Callable[[int], str] | None = None,
+        uses_torch: bool = True,
     ) -> list[Any]:
         """``[fn(*t) for t in tasks]`` on the workers (results in task order).
 
+        ``uses_torch=False`` spares this process importing torch for tasks that never use it.
         ``on_result(i, result)`` runs here as each finishes (e.g. to save a resume marker); progress is
         ``(stage, done + finished, total)``. Raises :class:`Cancelled` between tasks when asked to.
         """
@@ -84,7 +86,7 @@ class TaskPool:
 
         progress(stage, done, total, "")
         if self.jobs <= 1 or len(tasks) <= 1:
-            with _one_thread():
+            with _one_thread() if uses_torch else nullcontext():
                 for i, t in enumerate(tasks):
                     check_cancel(should_cancel)
                     with _quiet_stderr():

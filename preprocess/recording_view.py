@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +153,7 @@ def decode_range(path: Path | str, start_s: float, duration_s: float, *, sr: int
 
     n_out = int(round(duration_s * sr))
     try:
-        with sf.SoundFile(str(path)) as f:
+        with _open_audio(path) as f:
             orig_sr = int(f.samplerate)
             a = int(math.floor((start_s - _MARGIN_S) * orig_sr))
             b = int(math.ceil((start_s + duration_s + _MARGIN_S) * orig_sr))
@@ -172,6 +176,51 @@ def decode_range(path: Path | str, start_s: float, duration_s: float, *, sr: int
     if len(y) < n_out:
         y = np.concatenate([y, np.zeros(n_out - len(y), np.float32)])
     return y
+
+
+_HANDLES: OrderedDict[tuple, tuple[threading.Lock, Any]] = OrderedDict()
+_HANDLES_LOCK = threading.Lock()
+_MAX_HANDLES = 4
+
+
+@contextmanager
+def _open_audio(path: Path | str) -> Iterator[Any]:
+    """An open ``soundfile.SoundFile`` of ``path``, kept between calls (a few at a time).
+
+    Seeking in an MP3 scans its frames from the start the first time (0.5-1 s into an hour); an
+    open handle remembers the frame index, so later tiles of the same recording seek in milliseconds.
+    """
+    import soundfile as sf
+
+    st = Path(path).stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    with _HANDLES_LOCK:
+        entry = _HANDLES.get(key)
+        if entry is None:
+            entry = (threading.Lock(), None)
+            _HANDLES[key] = entry
+        _HANDLES.move_to_end(key)
+        for old_key in list(_HANDLES)[:-_MAX_HANDLES]:
+            lock, handle = _HANDLES[old_key]
+            if lock.acquire(blocking=False):  # never close a handle another thread is reading
+                try:
+                    if handle is not None:
+                        handle.close()
+                finally:
+                    lock.release()
+                del _HANDLES[old_key]
+    lock = entry[0]
+    with lock:
+        handle = _HANDLES.get(key, entry)[1]
+        if handle is None or handle.closed:
+            handle = sf.SoundFile(str(path))
+            with _HANDLES_LOCK:
+                _HANDLES[key] = (lock, handle)
+        try:
+            yield handle
+        except BaseException:
+            handle.close()  # a failed read may leave the decoder in a bad state: start afresh next time
+            raise
 
 
 def _mel_db(y: np.ndarray, cfg: BuildConfig, *, n_frames: int) -> np.ndarray:
@@ -224,19 +273,47 @@ def reference_db(collection: Collection, recording_id: int) -> float:
     except (FileNotFoundError, json.JSONDecodeError, KeyError):
         pass
     cfg = BuildConfig.from_dict(collection.manifest()["config"])
-    path = source_path(collection, row)
     duration_s = float(row.get("duration_s") or 0.0)
-    n = max(1, min(_REF_WINDOWS, int(duration_s // _REF_WINDOW_S) or 1))
-    starts = np.linspace(0.0, max(0.0, duration_s - _REF_WINDOW_S), n)
-    values = []
-    for s in starts:
-        y, n_frames = _frames_audio(path, float(s), min(_REF_WINDOW_S, max(duration_s, 0.1)), cfg)
-        values.append(_mel_db(y, cfg, n_frames=n_frames).ravel())
+    values = _clip_sprite_db(collection, int(row["recording_id"]), cfg)
+    if not values:  # no clips to read: sample the original (slower for long MP3s: each seek scans)
+        path = source_path(collection, row)
+        n = max(1, min(_REF_WINDOWS, int(duration_s // _REF_WINDOW_S) or 1))
+        for s in np.linspace(0.0, max(0.0, duration_s - _REF_WINDOW_S), n):
+            y, n_frames = _frames_audio(path, float(s), min(_REF_WINDOW_S, max(duration_s, 0.1)), cfg)
+            values.append(_mel_db(y, cfg, n_frames=n_frames).ravel())
     ref = float(np.percentile(np.concatenate(values), 99.9))
     write_json_atomic(
         cache, {"render_version": RENDER_VERSION, "ref_db": ref, "duration_s": duration_s, "path": row["path"]}
     )
     return ref
+
+
+def _clip_sprite_db(collection: Collection, recording_id: int, cfg: BuildConfig) -> list[np.ndarray]:
+    """Mel dB of up to ``_REF_WINDOWS`` of the recording's clips, read from the audio sprites (FLAC: cheap seeks).
+
+    The sprites hold the clips' audio at the collection's rate, at the original level, so they give the
+    recording's brightness reference without touching a long original.
+    """
+    import soundfile as sf
+
+    if int(cfg.audio_sample_rate) != int(cfg.sample_rate):
+        return []
+    clips = collection.clips()
+    sel = clips[clips["recording_id"] == recording_id]
+    if sel.empty:
+        return []
+    pick = sel.iloc[np.unique(np.linspace(0, len(sel) - 1, min(_REF_WINDOWS, len(sel))).round().astype(int))]
+    out = []
+    for row in pick.itertuples():
+        path = collection.audio_sprite_path(int(row.audio_sprite))
+        if not path.is_file() or int(row.audio_length) < cfg.n_fft:
+            continue
+        with sf.SoundFile(str(path)) as f:
+            f.seek(int(row.audio_offset))
+            y = f.read(int(row.audio_length), dtype="float32", always_2d=True).mean(axis=1)
+        n_frames = 1 + (len(y) - cfg.n_fft) // cfg.hop_length
+        out.append(_mel_db(y, cfg, n_frames=n_frames).ravel())
+    return out
 
 
 def tile_path(collection: Collection, recording_id: int, index: int, *, tile_s: int = 10) -> Path:

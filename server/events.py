@@ -30,6 +30,7 @@ def register(socketio, *, jobs: JobManager, registry: Registry) -> None:
         except SonomapError as e:
             return {"ok": False, "error": str(e), "status": e.status}
         join_room(room(name))
+        jobs.prefetch(name)
         return {"ok": True, "room": room(name)}
 
     @socketio.on("cluster")

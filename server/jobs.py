@@ -140,6 +140,24 @@ class JobManager:
         for job in mine:
             self._cancel(job, notify=False)
 
+    def prefetch(self, name: str) -> None:
+        """Build the default density tree of ``name`` in the background (on ``join``), so the first request is a cut.
+
+        Runs as an ordinary job of a pseudo-client (its events go to no one) with the default request; its result
+        lands in the cache, and any request sharing its ``min_samples`` reuses the tree.
+        """
+        try:
+            c = self.registry.get(name)
+            if not c.reductions():
+                return
+        except SonomapError:
+            return
+        sid = f"prefetch:{name}"
+        with self._lock:
+            if sid in self._current:
+                return
+        self.submit(sid, {"collection": name})
+
     def cached_result(self, key: tuple) -> dict[str, Any] | None:
         return self._results.get(key)
 

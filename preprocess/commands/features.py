@@ -53,24 +53,20 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from ..collection import Collection
-    from ..errors import ParameterError
     from ..features import run_extractor
     from .progressbar import TqdmProgress
 
     collection = Collection.open(args.collection)
     t0 = time.perf_counter()
-    try:
-        with TqdmProgress() as bar:
-            out = run_extractor(
-                collection,
-                args.extractor,
-                device=args.device,
-                batch_size=args.batch_size,
-                params=parse_params(args.param),
-                progress=bar,
-            )
-    except TypeError as e:  # an unknown --param reaches the extractor's constructor
-        raise ParameterError(f"--param: {e}") from None
+    with TqdmProgress() as bar:
+        out = run_extractor(
+            collection,
+            args.extractor,
+            device=args.device,
+            batch_size=args.batch_size,
+            params=parse_params(args.param),
+            progress=bar,
+        )
     meta = json.loads((out / "meta.json").read_text())
     print(
         f"{args.extractor}: {meta['n_clips']} clips x {meta['dim']} features on {meta['device']} in {out} "

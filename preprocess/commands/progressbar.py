@@ -27,22 +27,23 @@ class TqdmProgress:
         if stage != self._stage:
             self.close()
             self._stage = stage
+            tty = hasattr(self.file, "isatty") and self.file.isatty()
             self._bar = tqdm(
                 total=total or None,
                 desc=f"{stage:>14}",
                 unit="",
                 file=self.file,
-                disable=self.disable,
-                dynamic_ncols=True,
+                disable=bool(self.disable),
+                dynamic_ncols=tty,
+                mininterval=0.2 if tty else 10.0,  # a log file gets a line every 10 s, not a flood
                 leave=True,
             )
         bar = self._bar
         if total and bar.total != total:
             bar.total = total
-        bar.n = done
         if message:
             bar.set_postfix_str(message[-40:], refresh=False)
-        bar.refresh()
+        bar.update(done - bar.n)  # throttled by mininterval; close() draws the final state
 
     def close(self) -> None:
         if self._bar is not None:

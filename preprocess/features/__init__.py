@@ -13,6 +13,7 @@ rows of clips appended since the last run, and the atomic writes of ``features/N
 from __future__ import annotations
 
 import importlib
+import inspect
 import shutil
 import time
 from datetime import UTC, datetime
@@ -47,7 +48,12 @@ def get_extractor(name: str, **kwargs: Any) -> FeatureExtractor:
         raise ParameterError(f"unknown extractor {name!r}; allowed: {', '.join(EXTRACTORS)}")
     module_name, class_name, _ = EXTRACTORS[name]
     module = importlib.import_module(f".{module_name}", __package__)
-    return getattr(module, class_name)(**kwargs)
+    cls = getattr(module, class_name)
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "device", "batch_size")]
+    unknown = sorted(set(kwargs) - set(allowed) - {"device", "batch_size"})
+    if unknown:
+        raise ParameterError(f"unknown option(s) {unknown} for extractor {name!r}; allowed: {', '.join(allowed)}")
+    return cls(**kwargs)
 
 
 def resolve_device(device: str) -> str:

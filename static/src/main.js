@@ -58,6 +58,16 @@ async function boot() {
     location.search = `?c=${encodeURIComponent(sel.value)}`;
   };
 
+  // The list already names each collection's reductions: start the map download now, not after the collection's
+  // details (the server computes slider defaults for those; the map is what a person waits for).
+  const guessKey = (() => {
+    const summary = list.find((c) => c.name === name) || {};
+    const keys = (summary.reductions || []).map((r) => (typeof r === 'string' ? r : r.key));
+    if (params.get('r') && keys.includes(params.get('r'))) return params.get('r');
+    return keys.includes('birdnet') ? 'birdnet' : keys[0];
+  })();
+  const guessedMapP = guessKey ? getMap(name, guessKey).catch(() => null) : null;
+
   const early = await earlyInfoP;
   const info = (early && name === wanted ? early : await api.collection(name)).collection;
   mark('info');
@@ -73,7 +83,7 @@ async function boot() {
     ? params.get('r')
     : info.default_reduction || (reductions[0] && reductions[0].key);
 
-  const mapP = key ? getMap(name, key) : null;
+  const mapP = !key ? null : key === guessKey && guessedMapP ? guessedMapP.then((xy) => xy || getMap(name, key)) : getMap(name, key);
   const player = new SpritePlayer({
     urlFor: (s) => urls.audio(name, s),
     sampleRate: Number(config.audio_sample_rate || config.sample_rate || 22050),

@@ -10,13 +10,21 @@ export const fmtInt = (v) => Number(v).toLocaleString('en-US');
 
 export function debounce(fn, ms) {
   let t = null;
+  let last = [];
   const d = (...args) => {
+    last = args;
     clearTimeout(t);
-    t = setTimeout(() => fn(...args), ms);
+    t = setTimeout(() => {
+      t = null;
+      fn(...last);
+    }, ms);
   };
-  d.flush = (...args) => {
+  /** Run a pending call now (nothing if none is pending). */
+  d.flush = () => {
+    if (t === null) return;
     clearTimeout(t);
-    fn(...args);
+    t = null;
+    fn(...last);
   };
   return d;
 }

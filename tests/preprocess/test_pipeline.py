@@ -116,12 +116,10 @@ def test_sprite_cells_are_the_clips_spectrograms(demo_collection_path):
     assert (err.argmin(axis=1) == np.arange(len(picks))).all()  # and no other clip's tile fits better
 
 
-def test_rebuild_is_a_quick_noop(demo_collection_path, copy_collection, capsys):
+def test_rebuild_is_a_noop(demo_collection_path, copy_collection, capsys):
     coll = copy_collection(demo_collection_path)
     before = {p: p.stat().st_mtime_ns for p in coll.rglob("*") if p.is_file()}
-    t = time.perf_counter()
     assert cli.main(["build", str(DEMO), "--out", str(coll), "--no-features"]) == 0
-    assert time.perf_counter() - t < 30
     assert "nothing to do" in capsys.readouterr().out
     assert before == {p: p.stat().st_mtime_ns for p in coll.rglob("*") if p.is_file()}
 
@@ -207,6 +205,27 @@ def test_cancelled_build_resumes_to_the_same_collection(tmp_path):
     _tables_equal(tmp_path / "ref", out)
 
 
+def test_incremental_build_interrupted_while_writing_resumes(tmp_path):
+    """Cancelled after spectrograms.npy was replaced but before the manifest: the next build completes it."""
+    src = _mini(tmp_path / "in", n_junco=2, n_tit=1)
+    ref, out = tmp_path / "ref", tmp_path / "coll"
+    build(src, ref, jobs=1)
+    build(src, out, jobs=1)
+    shutil.copy2(SOUNDSCAPE, src / SOUNDSCAPE.name)
+    build(src, ref, jobs=1)
+    stage = {"now": ""}
+
+    def progress(s, done, total, message=""):
+        stage["now"] = s
+
+    with pytest.raises(Cancelled):
+        build(src, out, jobs=1, progress=progress, should_cancel=lambda: stage["now"] == "audio sprites")
+    coll = Collection.open(out)
+    assert coll.spectrograms().shape[0] > coll.manifest()["counts"]["clips"]  # half-written, old manifest
+    assert not build(src, out, jobs=1).noop
+    _tables_equal(ref, out)
+
+
 @pytest.mark.slow
 def test_kill_9_then_build_again_completes(tmp_path, demo_collection_path):
     out = tmp_path / "coll"
@@ -216,7 +235,7 @@ def test_kill_9_then_build_again_completes(tmp_path, demo_collection_path):
     try:
         deadline = time.time() + 120
         while time.time() < deadline and len(list((out / "work").glob("*.npz"))) < 5 and proc.poll() is None:
-            time.sleep(0.05)
+            time.sleep(0.01)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -145,6 +145,30 @@ def test_front_end_served(client, app_and_socketio):
         assert r.status_code == 404 and "npm run build" in r.get_json()["error"]
         return
     assert r.status_code == 200 and r.mimetype == "text/html" and r.headers["Cache-Control"] == "no-cache"
+    assert client.get("/", headers={"If-None-Match": r.headers["ETag"]}).status_code == 304
+
+
+def test_static_assets_get_content_hashed_urls(synthetic_root, tmp_path):
+    from server.app import create_app
+    from server.settings import Settings
+
+    static = tmp_path / "static"
+    (static / "dist").mkdir(parents=True)
+    (static / "dist" / "app.js").write_text("console.log(1)")
+    (static / "index.html").write_text('<script type="module" src="/static/dist/app.js"></script>')
+    app, _ = create_app(Settings(collections_dir=synthetic_root, static_dir=static, warmup=False))
+    c = app.test_client()
+    html = c.get("/").get_data(as_text=True)
+    url = html.split('src="')[1].split('"')[0]
+    assert url.startswith("/static/dist/app.js?v=") and len(url) > len("/static/dist/app.js?v=")
+    r = c.get(url)
+    assert r.status_code == 200 and "immutable" in r.headers["Cache-Control"] and r.data == b"console.log(1)"
+    plain = c.get("/static/dist/app.js")
+    assert plain.headers["Cache-Control"] == "no-cache" and plain.headers["ETag"]
+    assert c.get("/static/dist/app.js", headers={"If-None-Match": plain.headers["ETag"]}).status_code == 304
+    (static / "dist" / "app.js").write_text("console.log(2)")  # a rebuild changes the URL
+    assert c.get("/").get_data(as_text=True) != html
+    assert c.get("/static/dist/missing.js").status_code == 404
 
 
 def test_new_collection_folder_is_found(tmp_path):

@@ -203,9 +203,17 @@ def test_two_clients_at_once_get_their_own_results(make_socket_client, wait_even
     assert all(r["job_id"] == ack_a["job_id"] for r in res_a)
 
 
-def test_join_room(make_socket_client):
+def test_join_room_and_prefetch_the_default_tree(app_and_socketio, make_socket_client):
+    app, _ = app_and_socketio
     sc = make_socket_client()
     assert sc.emit("join", {"collection": "synth"}, callback=True)["ok"] is True
+    clusterer = app.extensions["sonomap"]["registry"].clusterer("synth", "birdnet", 8)
+    for _ in range(1000):  # the default tree is built in the background, shared by DBSCAN's default min_samples
+        if clusterer.has_tree(algorithm="dbscan", params={"eps": 1.0}):
+            break
+        threading.Event().wait(0.01)
+    assert clusterer.has_tree(algorithm="hdbscan", params={"min_cluster_size": 33})
+    assert not sc.get_received()  # the prefetch's events go to no client
     bad = sc.emit("join", {"collection": "../etc"}, callback=True)
     assert bad["ok"] is False and bad["status"] == 404
 

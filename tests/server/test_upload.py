@@ -362,6 +362,7 @@ def test_upload_real_recordings_in_chunks_and_receive_per_file_events(real_root)
     # originals kept inside the collection; staging emptied; nothing half-written
     srcs = list((real_root / "birds" / "sources").rglob("*.mp3"))
     assert sorted(p.name for p in srcs) == sorted(f.name for f in files)
+    assert set(coll.recordings()["label"].iloc[-3:]) == {""}  # no made-up label from a staging folder
     assert not [p for p in (real_root / ".uploads").iterdir() if p.name != "locks"]
     # the recording view streams an uploaded original with Range
     rid = per_file[0]["recording_id"] if per_file[0]["status"] == "ok" else per_file[1]["recording_id"]
@@ -390,3 +391,28 @@ def test_new_collection_from_a_zip_with_labels(real_root):
     assert set(recs["label"]) == {"Sayornis nigricans"} and set(recs["recordist"]) == {"Someone"}
     assert coll.feature_sets() and res["reductions"] and len(coll.display_map(res["reductions"][0])) == coll.n_clips()
     assert "phoebes" in c.get("/api/collections").get_data(as_text=True)
+
+
+@pytest.mark.slow
+def test_recording_routes(real_root):
+    app, _ = _app(real_root)
+    c = app.test_client()
+    info = c.get("/api/collections/birds/recordings/0").get_json()
+    assert info["ok"] and info["recording"]["recording_id"] == 0 and info["audio_mime"] == "audio/mpeg"
+    assert info["clips"]["clip_id"] and info["audio_url"] == "/api/collections/birds/recordings/0/audio"
+    r = c.get("/api/collections/birds/recordings/0/tiles/10/0.jpg")
+    assert r.status_code == 200 and r.mimetype == "image/jpeg" and r.data[:2] == b"\xff\xd8"
+    assert "max-age" in r.headers["Cache-Control"] and r.headers.get("ETag")
+    r = c.get("/api/collections/birds/recordings/0/audio", headers={"Range": "bytes=10-19"})
+    assert r.status_code == 206 and len(r.data) == 10 and r.headers["Accept-Ranges"] == "bytes"
+    whole = c.get("/api/collections/birds/recordings/0/audio")
+    assert whole.data[10:20] == r.data
+    for url, status in [
+        ("/api/collections/birds/recordings/0/tiles/7/0.jpg", 400),
+        ("/api/collections/birds/recordings/0/tiles/10/99.jpg", 404),
+        ("/api/collections/birds/recordings/999", 404),
+        ("/api/collections/nope/recordings/0", 404),
+        ("/api/collections/birds/recordings/0/tiles/10/..%2f..%2fmanifest.json", 404),
+    ]:
+        r = c.get(url)
+        assert r.status_code == status and r.get_json()["ok"] is False, url

@@ -34,7 +34,11 @@ function scaleFor(name, rule, n, hint) {
     }
     return Math.round(((v - lo) / (hi - lo)) * STEPS);
   };
-  return { lo, hi, isInt, toValue, toPos, log };
+  if (isInt && !log) {
+    // one arrow-key press = one step of the parameter
+    return { lo, hi, isInt, log, min: lo, max: hi, toValue: (p) => Math.round(p), toPos: (v) => Math.round(v) };
+  }
+  return { lo, hi, isInt, toValue, toPos, log, min: 0, max: STEPS };
 }
 
 /**
@@ -178,7 +182,7 @@ export function initControls(root, jobEl, summaryEl) {
         continue;
       }
       const sc = scaleFor(name, rule, state.n, hintFor(name));
-      const range = el('input', { type: 'range', min: '0', max: String(STEPS), step: '1', id: `param-${name}`, 'data-param': name, 'aria-label': name });
+      const range = el('input', { type: 'range', min: String(sc.min), max: String(sc.max), step: '1', id: `param-${name}`, 'data-param': name, 'aria-label': name });
       const num = el('input', { type: 'number', class: 'num', step: sc.isInt ? '1' : 'any', min: String(rule.min), max: String(rule.max), 'aria-label': `${name} value` });
       const setBoth = (v) => {
         ui.params[name] = v;

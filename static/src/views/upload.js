@@ -64,6 +64,14 @@ export function initUpload() {
     openDialog(await filesFromDrop(e.dataTransfer));
   });
   getJSON(urls.uploadLimits()).then((r) => (limits = r.limits), () => {});
+  // leaving the page mid-upload: tell the server to drop the half-sent files now (it would after a day anyway)
+  window.addEventListener('pagehide', () => {
+    for (const f of up.files) {
+      if (f.upload_id && (f.status === 'uploading' || f.status === 'waiting')) {
+        fetch(urls.upload(f.upload_id), { method: 'DELETE', keepalive: true }).catch(() => {});
+      }
+    }
+  });
 }
 
 /** Files from a drop, walking dropped folders (webkitGetAsEntry) so a whole folder of MP3s works. */
