@@ -498,14 +498,15 @@ def _cut(X: np.ndarray, tree: _Tree, eps: float) -> np.ndarray:
 
 
 def _nearest(reference: np.ndarray, query: np.ndarray, should_cancel: CancelCheck | None) -> np.ndarray:
-    """Index in ``reference`` of the nearest row for every row of ``query`` (chunked, cancellable)."""
-    from sklearn.neighbors import KDTree
+    """Index in ``reference`` of the nearest row for every row of ``query`` (parallel KD-tree, chunked, cancellable)."""
+    from fast_hdbscan.numba_kdtree import build_kdtree, parallel_tree_query
 
-    tree = KDTree(reference)
+    tree = build_kdtree(np.ascontiguousarray(reference, dtype=np.float32))
     out = np.empty(len(query), dtype=np.int64)
     for start in range(0, len(query), 100_000):
         check_cancel(should_cancel)
-        out[start : start + 100_000] = tree.query(query[start : start + 100_000], k=1, return_distance=False)[:, 0]
+        chunk = np.ascontiguousarray(query[start : start + 100_000], dtype=np.float32)
+        out[start : start + len(chunk)] = parallel_tree_query(tree, chunk, k=1, output_rdist=True)[1][:, 0]
     return out
 
 

@@ -416,7 +416,9 @@ function renderRow(f) {
   }[f.status] || f.status;
   f.el.className = `up-file ${f.status}`;
   f.el.dataset.status = f.status;
-  f.el.innerHTML = `<div class="up-name" title="${escapeHtml(f.name)}">${escapeHtml(f.name)}</div>
+  const slash = f.name.lastIndexOf('/');
+  const folder = slash >= 0 ? `<span class="muted"> · ${escapeHtml(f.name.slice(0, slash))}</span>` : '';
+  f.el.innerHTML = `<div class="up-name" title="${escapeHtml(f.name)}">${escapeHtml(f.name.slice(slash + 1))}${folder}</div>
     <div class="bar"><div class="fill" style="width:${f.status === 'ok' || f.status === 'failed' ? 100 : f.status === 'uploading' ? pct : f.status === 'waiting' ? 0 : 100}%"></div></div>
     <div class="up-status">${escapeHtml(text)}</div>`;
 }
