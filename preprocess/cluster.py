@@ -11,7 +11,8 @@ the eps-neighbourhood lists that made sklearn's DBSCAN run out of memory.
 
 Large inputs (more than :data:`LARGE_N` rows): DBSCAN splits the data into K-means cells first
 (``partition="auto"|"off"|k``) and builds one tree per cell (clusters cannot cross cell borders); HDBSCAN is fitted
-on a random sample of :data:`LARGE_N` rows and every other row takes the label of its nearest sampled row.
+on a random sample of :data:`SAMPLE_N` rows (``min_cluster_size`` scaled by the sampling fraction) and every other
+row takes the label of its nearest sampled row.
 Each result says which approximation it used in :attr:`Clusterer.note_`.
 """
 
@@ -57,8 +58,10 @@ HELP: dict[tuple[str, str], str] = {
     ("kmeans", "n_clusters"): "number of clusters (every clip is assigned; no noise)",
 }
 
-#: Above this many rows DBSCAN partitions (``partition="auto"``) and HDBSCAN fits on a sample of this size.
+#: Above this many rows DBSCAN partitions (``partition="auto"``) and HDBSCAN fits on a sample.
 LARGE_N = 200_000
+#: Rows of that HDBSCAN sample.
+SAMPLE_N = 100_000
 #: Above this many rows K-means is mini-batch K-means.
 KMEANS_MINIBATCH_N = 50_000
 #: Target rows per K-means cell when ``partition="auto"`` splits.
@@ -282,12 +285,14 @@ class Clusterer:
         report("cluster", 0, 1, "selecting clusters from the tree")
         mst = np.column_stack([tree.src, tree.dst, tree.weight]).astype(np.float64)
         n_fit = n if sample is None else len(sample)
+        # a sample holds n_fit/n of each cluster: scale the size threshold with it
+        min_size = max(2, round(p["min_cluster_size"] * n_fit / n))
         if n_fit < 2 or len(mst) != n_fit - 1:
             labels_fit = np.full(n_fit, -1, dtype=np.int64)
         else:
             labels_fit = clusters_from_spanning_tree(
                 mst,
-                min_cluster_size=min(p["min_cluster_size"], n_fit),
+                min_cluster_size=min(min_size, n_fit),
                 cluster_selection_epsilon=float(p["cluster_selection_epsilon"]),
             )[0]
         check_cancel(should_cancel)
@@ -300,8 +305,8 @@ class Clusterer:
             rest = np.setdiff1d(np.arange(n), sample, assume_unique=True)
             labels[rest] = labels_fit[_nearest(self.X[sample], self.X[rest], should_cancel)]
             note = (
-                f"HDBSCAN fitted on a random sample of {len(sample):,} of {n:,} clips;"
-                " every other clip takes the cluster of its nearest sampled clip"
+                f"HDBSCAN fitted on a random sample of {len(sample):,} of {n:,} clips (min_cluster_size scaled to"
+                f" {min_size}); every other clip takes the cluster of its nearest sampled clip"
             )
         report("cluster", 1, 1, "clusters selected")
         return labels, note
@@ -327,7 +332,7 @@ class Clusterer:
 
     def _sample(self) -> np.ndarray:
         rng = np.random.default_rng(self.random_state)
-        return np.sort(rng.choice(len(self.X), size=LARGE_N, replace=False))
+        return np.sort(rng.choice(len(self.X), size=min(SAMPLE_N, len(self.X)), replace=False))
 
     def _build(self, rows: np.ndarray | None, m: int, report: Progress, should_cancel: CancelCheck | None) -> _Tree:
         X = self.X if rows is None else self.X[rows]
@@ -343,7 +348,7 @@ class Clusterer:
             return self._build(None, m, report, should_cancel)
         cells = self._partition(n_cells, report)
         msts, core = [], np.full(n, np.inf)
-        neighbors = np.full((n, max(m, 1)), -1, dtype=np.int64)
+        neighbors = np.full((n, max(m, 1)), -1, dtype=np.int32)
         order = np.argsort(cells, kind="stable")
         bounds = np.searchsorted(cells[order], np.arange(n_cells + 1))
         for c in range(n_cells):
@@ -399,7 +404,7 @@ def _spanning_tree(X: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.nd
         raise MissingDependencyError("clustering needs fast_hdbscan: pip install fast_hdbscan") from e
     mst, neighbors, core = compute_minimum_spanning_tree(X, min_samples=m, algorithm="kruskal", knn_k=max(2 * m, 15))
     mst, core = np.asarray(mst, dtype=np.float64), np.asarray(core, dtype=np.float64)
-    return _bridge_components(X, mst, core), core, np.asarray(neighbors)[:, :m]
+    return _bridge_components(X, mst, core), core, np.ascontiguousarray(np.asarray(neighbors)[:, :m], dtype=np.int32)
 
 
 def _bridge_components(X: np.ndarray, mst: np.ndarray, core: np.ndarray) -> np.ndarray:

@@ -36,6 +36,10 @@ YIELD_PURITY = 0.9
 METRIC_KEYS = ("nmi", "ari", "v_measure", "purity", "noise", "yield")
 HDBSCAN_GRID = [{"min_cluster_size": m, "min_samples": s} for m in (5, 10, 20, 40) for s in (1, 5, 10) if s <= m]
 MAX_RAW_COMPONENTS = 50
+#: The default pipeline, chosen with this evaluation on ../shared/data/dev (see docs/ARCHITECTURE.md), and
+#: the baseline it must beat: same reduction and clustering on the acoustic descriptors.
+DEFAULT_PIPELINE = {"features": "birdnet", "kind": "umap8", "pipeline": "hdbscan"}
+BASELINE_FEATURES = "acoustic"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,4 +290,33 @@ def format_table(result: dict[str, Any], *, sort_by: str = "nmi") -> str:
             f"{r['source']:<16} {r['kind']:<7} {r['pipeline']:<12} {params[:36]:<36} {r['n_clusters']:>4} "
             + " ".join(f"{r[k]:>7.3f}" for k in METRIC_KEYS)
         )
+    lines += default_vs_baseline(result)
     return "\n".join(lines)
+
+
+def default_vs_baseline(result: dict[str, Any]) -> list[str]:
+    """One line per pipeline row of the default features and the baseline, when both were evaluated."""
+
+    def pick(source: str) -> dict[str, Any] | None:
+        return next(
+            (
+                r
+                for r in result["results"]
+                if r["source"] == source
+                and r["kind"] == DEFAULT_PIPELINE["kind"]
+                and r["pipeline"] == DEFAULT_PIPELINE["pipeline"]
+            ),
+            None,
+        )
+
+    default, base = pick(DEFAULT_PIPELINE["features"]), pick(BASELINE_FEATURES)
+    if default is None or base is None:
+        return []
+    name = f"{DEFAULT_PIPELINE['kind']} + {DEFAULT_PIPELINE['pipeline']}"
+    verdict = "beats" if default["nmi"] > base["nmi"] and default["yield"] > base["yield"] else "does NOT beat"
+    return [
+        "",
+        f"default pipeline {DEFAULT_PIPELINE['features']} -> {name}: NMI {default['nmi']:.3f}, yield "
+        f"{default['yield']:.3f}; baseline {BASELINE_FEATURES} -> {name}: NMI {base['nmi']:.3f}, yield "
+        f"{base['yield']:.3f}: the default {verdict} the baseline",
+    ]

@@ -1,5 +1,5 @@
 // What the page does: listening, focusing, colouring, clustering jobs, pooling. Views call these; they write state.
-import { state, set } from './state.js';
+import { state, set, subscribe } from './state.js';
 import { api } from './api.js';
 import { requestCluster, toInt32 } from './socket.js';
 import { playbackOf } from './clips.js';
@@ -173,6 +173,7 @@ export const actions = {
     player = o.player;
     hook.pointToScreen = (i) => map.pointToScreen(i);
     hook.map = map;
+    subscribe(['current', 'pinned'], (st) => map.setMarkers(st.current, st.pinned));
     hook.actions = actions;
     player.onEnded = () => {};
     let last = 0;
@@ -328,9 +329,13 @@ export const actions = {
     return actions.playClip(i, tEvent);
   },
 
+  /** Space: with a gallery, play it from the current member on (or stop it); without one, play/stop the clip. */
   togglePlay() {
-    if (state.playingSequence || player.playing) return actions.stopAudio();
-    if (state.galleryOrder && state.galleryOrder.length) return actions.playSequence();
+    if (state.playingSequence) return actions.stopAudio();
+    if (state.galleryOrder && state.galleryOrder.length) {
+      return actions.playSequence(state.galleryIndex >= 0 ? state.galleryIndex : 0);
+    }
+    if (player.playing) return actions.stopAudio();
     const i = state.current >= 0 ? state.current : state.pinned;
     if (i >= 0) actions.playClip(i);
   },

@@ -76,6 +76,28 @@ def test_hovering_a_point_plays_exactly_that_clip(page, demo):
     page.mouse.move(5, 5)
 
 
+def test_arrow_keys_step_through_a_cluster_typical_first_and_space_plays_it(page):
+    page.select_option("#color-by", "cluster")
+    page.locator("#legend .lg-row").nth(0).click()
+    order = hook(page, "Array.from(h.state.galleryOrder)")
+    labels = hook(page, "Array.from(h.state.cluster.labels)")
+    assert len({labels[i] for i in order}) == 1  # the gallery is that one cluster
+    assert page.locator("#gallery .tile").count() == min(len(order), 240)
+    page.locator("#map").hover(position={"x": 3, "y": 3})
+    for j in range(min(3, len(order))):
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function(f"window.__sonomap.lastPlayback.clip_id === {order[j]}")
+        assert hook(page, "h.state.galleryIndex") == j
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(f"window.__sonomap.lastPlayback.clip_id === {order[max(0, min(3, len(order)) - 2)]}")
+    # space plays the gallery in order ("play all"), space again stops
+    page.keyboard.press("Space")
+    page.wait_for_function("window.__sonomap.state.playingSequence === true")
+    page.keyboard.press("Space")
+    page.wait_for_function("window.__sonomap.state.playingSequence === false")
+    page.keyboard.press("Escape")
+
+
 def test_changing_a_slider_recolours_the_map_from_a_new_streamed_result(page):
     page.select_option("#color-by", "cluster")
     page.select_option("#ctl-algorithm", "kmeans")

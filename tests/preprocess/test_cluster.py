@@ -68,6 +68,7 @@ def test_large_inputs_partition_and_sample(blobs, monkeypatch):
     X, y = blobs
     monkeypatch.setattr(C, "LARGE_N", 600)
     monkeypatch.setattr(C, "CELL_N", 500)
+    monkeypatch.setattr(C, "SAMPLE_N", 600)
     c = C.Clusterer(X)
     labels, note = c.run(algorithm="dbscan", params={"eps": 2.5})
     assert "3 K-means cells" in note and "cannot cross" in note
@@ -75,7 +76,7 @@ def test_large_inputs_partition_and_sample(blobs, monkeypatch):
     labels, note = c.run(algorithm="dbscan", params={"eps": 2.5, "partition": "off"})
     assert note == ""
     labels, note = c.run(algorithm="hdbscan", params={"min_cluster_size": 15})
-    assert "sample of 600 of 1,500" in note and adjusted_rand_score(y, labels) > 0.95
+    assert "sample of 600 of 1,500" in note and "scaled to 6" in note and adjusted_rand_score(y, labels) > 0.95
 
 
 def test_cancel_and_bad_input(blobs):

@@ -416,3 +416,21 @@ def test_recording_routes(real_root):
     ]:
         r = c.get(url)
         assert r.status_code == status and r.get_json()["ok"] is False, url
+
+
+@pytest.mark.slow
+def test_remap_refits_the_map_with_every_clip(real_root):
+    from preprocess.collection import Collection
+
+    app, socketio = _app(real_root)
+    sc = socketio.test_client(app, flask_test_client=app.test_client())
+    bad = sc.emit("remap", {"collection": "birds", "key": "nope"}, callback=True)
+    assert bad["ok"] is False and "available: birdnet" in bad["error"]
+    ack = sc.emit("remap", {"collection": "birds"}, callback=True)
+    assert ack["ok"], ack
+    got = _wait(sc, ack["job_id"])
+    res = _events(got, "job:result")[0]
+    assert res == {"job_id": ack["job_id"], "kind": "remap", "collection": "birds", "key": "birdnet"}
+    coll = Collection.open(real_root / "birds")
+    meta = coll.reduction_meta("birdnet")
+    assert meta["n_fitted"] == meta["n_clips"] == coll.n_clips() == len(coll.display_map("birdnet"))

@@ -188,6 +188,31 @@ export function createMap({ canvas, onHover, onOut, onClick, onLasso, onDeselect
     );
   }
 
+  // Rings over the clip being heard and the pinned clip: plain DOM, so they are crisp and cost no redraw.
+  const markers = {};
+  const markerIdx = { current: -1, pinned: -1 };
+  for (const kind of ['current', 'pinned']) {
+    markers[kind] = document.createElement('div');
+    markers[kind].className = `map-marker ${kind}`;
+    markers[kind].hidden = true;
+    canvas.parentElement.appendChild(markers[kind]);
+  }
+  function placeMarkers() {
+    for (const kind of ['current', 'pinned']) {
+      const i = markerIdx[kind];
+      const m = markers[kind];
+      if (!nx || i < 0 || i >= nx.length) {
+        m.hidden = true;
+        continue;
+      }
+      const x = xScale(nx[i]);
+      const y = yScale(ny[i]);
+      m.hidden = !(x >= 0 && y >= 0 && x <= canvas.clientWidth && y <= canvas.clientHeight);
+      m.style.transform = `translate(${x}px, ${y}px)`;
+    }
+  }
+  plot.subscribe('view', placeMarkers);
+
   function pointsObject() {
     return codes ? { x: nx, y: ny, valueA: codes } : { x: nx, y: ny };
   }
@@ -281,6 +306,11 @@ export function createMap({ canvas, onHover, onOut, onClick, onLasso, onDeselect
     },
     zoomTo(ids) {
       if (ids && ids.length) plot.zoomToPoints(Array.from(ids), { padding: 0.3, transition: true, transitionDuration: 400 });
+    },
+    setMarkers(current, pinned) {
+      markerIdx.current = current === pinned ? -1 : current;
+      markerIdx.pinned = pinned;
+      placeMarkers();
     },
     setLasso(on) {
       plot.set({ mouseMode: on ? 'lasso' : 'panZoom' });

@@ -90,10 +90,10 @@ function build() {
     <div class="rv-head">
       <button class="tool" data-play title="Play / pause (P)">▶</button>
       <div class="rv-title"><b>${escapeHtml(rec.file_name || rec.path)}</b>
-        <span class="muted">${escapeHtml(title)} · ${fmt(info.duration_s)} · ${info.clips.clip_id.length} clips</span></div>
+        <span class="muted">${title ? `${escapeHtml(title)} · ` : ''}${fmt(info.duration_s)} · ${info.clips.clip_id.length} clips</span></div>
       <span class="rv-time muted">0:00.0</span>
       <div class="spacer"></div>
-      <label class="muted">zoom <select data-zoom>${info.tile.tile_s_choices.map((s) => `<option value="${s}" ${s === view.tileS ? 'selected' : ''}>${s} s / screen-tile</option>`).join('')}</select></label>
+      <label class="muted">zoom <select data-zoom>${info.tile.tile_s_choices.map((s) => `<option value="${s}" ${s === view.tileS ? 'selected' : ''}>${s} s per tile</option>`).join('')}</select></label>
       <label class="check muted"><input type="checkbox" data-follow checked> follow</label>
       <button class="tool icon" data-close title="Close (Esc)">✕</button>
     </div>
@@ -139,6 +139,10 @@ function layout() {
   view.pxPerS = view.info.tile.width_px / view.tileS;
   const width = Math.max(1, Math.ceil(view.info.duration_s * view.pxPerS));
   track.style.width = `${width}px`;
+  // zoomed far out, outlines would hide the spectrogram: clips become a coloured strip along the bottom
+  const c0 = view.clips;
+  const typical = c0.clip_id.length ? (c0.end_s[0] - c0.start_s[0]) * view.pxPerS : 100;
+  track.classList.toggle('dense', typical < 14);
   for (const img of tiles.values()) img.remove();
   tiles.clear();
   track.querySelectorAll('.rv-box').forEach((b) => b.remove());
