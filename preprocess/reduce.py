@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import pickle
 import time
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -249,7 +250,7 @@ def _fit_umap(
     kwargs: dict[str, Any] = {}
     if knn is not None:
         kwargs["precomputed_knn"] = knn
-    return umap.UMAP(
+    model = umap.UMAP(
         n_components=n_components,
         n_neighbors=min(n_neighbors, len(Y) - 1),
         min_dist=min_dist,
@@ -258,7 +259,12 @@ def _fit_umap(
         force_approximation_algorithm=True,
         init="spectral" if len(Y) > n_components + 1 else "random",
         **kwargs,
-    ).fit(Y)
+    )
+    with warnings.catch_warnings():
+        # expected here: seeded UMAP runs on one thread; an exact kNN graph comes without a search index
+        warnings.filterwarnings("ignore", message=".*n_jobs value.*overridden.*", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*knn_search_index.*", category=UserWarning)
+        return model.fit(Y)
 
 
 def _extend(

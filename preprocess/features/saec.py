@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..collection import Collection, atomic_path
-from ..errors import MissingDependencyError
+from ..errors import CollectionError, MissingDependencyError
 from ..progress import CancelCheck, Progress, check_cancel
 from .base import FeatureExtractor
 
@@ -180,6 +180,11 @@ class SaecExtractor(FeatureExtractor):
         if stored is not None and stored.get("signature") == self.signature() and stored.get("shape") == self.shape_:
             self.model_.load_state_dict(stored["state_dict"])
             self.train_info_ = stored.get("train_info", {})
+        elif not fit:
+            raise CollectionError(
+                f"{path} is missing or was made with other parameters, so new clips cannot be encoded like the "
+                f"stored ones; delete {out_dir} and run again to retrain on every clip"
+            )
         else:
             self.train_info_ = self._train(S, progress=progress, should_cancel=should_cancel)
             with atomic_path(path) as tmp:

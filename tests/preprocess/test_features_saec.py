@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from preprocess.collection import Collection
+from preprocess.errors import CollectionError
 from preprocess.features import run_extractor
 
 QUICK = {"max_steps": 4, "max_train_clips": 64, "train_batch_size": 8}
@@ -35,6 +36,13 @@ def test_saec_on_real_spectrograms(demo_collection_path, copy_collection):
     (out / "meta.json").write_text(json.dumps(dict(meta, n_clips=n - 4)))
     run_extractor(coll, "saec", device="cpu", params=QUICK)
     np.testing.assert_allclose(np.load(out / "features.npy"), X, rtol=1e-4, atol=1e-4)
+
+    # without the checkpoint, appending would mix two models: refused with what to do
+    np.save(out / "features.npy", X[: n - 4])
+    (out / "meta.json").write_text(json.dumps(dict(meta, n_clips=n - 4)))
+    (out / "model.pt").unlink()
+    with pytest.raises(CollectionError, match="delete .* and run again"):
+        run_extractor(coll, "saec", device="cpu", params=QUICK)
 
 
 @pytest.mark.gpu
