@@ -142,7 +142,8 @@ function clusterInfo(k) {
 // clustering jobs
 
 let currentJob = null;
-let requestSeq = 0;
+let sending = false; // a cluster request is waiting for its ack
+let resend = false; // the request changed meanwhile
 const early = new Map(); // job_id -> result that arrived before its ack
 
 function applyResult(m) {
@@ -416,26 +417,42 @@ export const actions = {
     if (run) actions.runClustering();
   },
 
+  /**
+   * Send the latest clustering request. One request is in flight at a time: the server may handle two events
+   * of one client in either order, and "a new request cancels the previous job" must see them in order. A slider
+   * moved while a request is on its way sends only its latest value, as soon as the ack is back.
+   */
   async runClustering() {
-    const req = state.clusterRequest;
-    if (!req) return;
-    const seq = ++requestSeq;
-    set({ job: { job_id: null, state: 'running', fraction: 0, message: 'starting…' } });
-    const ack = await requestCluster(req);
-    if (seq !== requestSeq) return; // a newer request superseded this one
-    if (!ack || !ack.ok) {
-      const allowed = ack && ack.allowed ? ` (allowed: ${JSON.stringify(ack.allowed)})` : '';
-      set({ job: { job_id: null, state: 'error', fraction: 0, message: (ack && ack.error) || 'failed' } });
-      toast(`Clustering: ${(ack && ack.error) || 'failed'}${allowed}`, 'error');
+    if (!state.clusterRequest) return;
+    if (sending) {
+      resend = true;
       return;
     }
-    currentJob = ack.job_id;
-    if (early.has(currentJob)) {
-      const m = early.get(currentJob);
-      early.clear();
-      applyResult(m);
-    } else if (!state.job || state.job.state !== 'done' || state.job.job_id !== currentJob) {
-      set({ job: { job_id: currentJob, state: 'running', fraction: 0, message: ack.cached ? 'cached' : 'queued' } });
+    sending = true;
+    try {
+      do {
+        resend = false;
+        const req = state.clusterRequest;
+        set({ job: { job_id: null, state: 'running', fraction: 0, message: 'starting…' } });
+        const ack = await requestCluster(req);
+        if (resend) continue; // superseded while on its way: the server cancels it when the next one arrives
+        if (!ack || !ack.ok) {
+          const allowed = ack && ack.allowed ? ` (allowed: ${JSON.stringify(ack.allowed)})` : '';
+          set({ job: { job_id: null, state: 'error', fraction: 0, message: (ack && ack.error) || 'failed' } });
+          toast(`Clustering: ${(ack && ack.error) || 'failed'}${allowed}`, 'error');
+          break;
+        }
+        currentJob = ack.job_id;
+        if (early.has(currentJob)) {
+          const m = early.get(currentJob);
+          early.clear();
+          applyResult(m);
+        } else if (!state.job || state.job.state !== 'done' || state.job.job_id !== currentJob) {
+          set({ job: { job_id: currentJob, state: 'running', fraction: 0, message: ack.cached ? 'cached' : 'queued' } });
+        }
+      } while (resend);
+    } finally {
+      sending = false;
     }
   },
 

@@ -23,6 +23,20 @@ def hook(page, expr: str):
     return page.evaluate(f"(() => {{ const h = window.__sonomap; return {expr}; }})()")
 
 
+def wait(page, expr: str, timeout_ms: int = 30_000) -> None:
+    """Wait for a JS condition; on timeout, fail with what the page knew (job, last result, playback)."""
+    try:
+        page.wait_for_function(expr, timeout=timeout_ms)
+    except Exception:
+        seen = page.evaluate(
+            "(() => { const h = window.__sonomap || {}; const s = h.state || {};"
+            " return JSON.stringify({job: s.job, lastResult: h.lastResult, results: h.clusterResults,"
+            " colorVersion: h.colorVersion, lastPlayback: h.lastPlayback, focus: s.focus && s.focus.label,"
+            " classes: s.classes}); })()"
+        )
+        raise AssertionError(f"timed out waiting for {expr}; page state: {seen}") from None
+
+
 def screen_points(page) -> np.ndarray:
     """Screen positions of every point ([n, 2], NaN when off screen)."""
     pts = page.evaluate(
@@ -48,7 +62,7 @@ def test_page_loads_the_demo_and_draws_points(page, demo):
     assert hook(page, "h.pointsDrawn") == n == len(demo["xy"])
     assert hook(page, "h.state.collection") == "demo"
     # a clustering result streams in on its own, so the legend has clusters to click
-    page.wait_for_function("window.__sonomap.clusterResults > 0", timeout=120_000)
+    wait(page, "window.__sonomap.clusterResults > 0", timeout_ms=120_000)
     assert page.locator("#legend .lg-row").count() > 0
     assert not page.errors
 
@@ -63,7 +77,7 @@ def test_hovering_a_point_plays_exactly_that_clip(page, demo):
         x, y = xy[i]
         page.mouse.move(x - 40, y - 40)
         page.mouse.move(x, y, steps=4)
-        page.wait_for_function(f"window.__sonomap.lastPlayback && window.__sonomap.lastPlayback.clip_id === {i}")
+        wait(page, f"window.__sonomap.lastPlayback && window.__sonomap.lastPlayback.clip_id === {i}")
         pb = hook(page, "h.lastPlayback")
         assert pb["sprite"] == cols["audio_sprite"][i]
         assert pb["offset_s"] == pytest.approx(cols["audio_offset"][i] / rate, abs=1e-6)
@@ -86,23 +100,25 @@ def test_arrow_keys_step_through_a_cluster_typical_first_and_space_plays_it(page
     page.locator("#map").hover(position={"x": 3, "y": 3})
     for j in range(min(3, len(order))):
         page.keyboard.press("ArrowRight")
-        page.wait_for_function(f"window.__sonomap.lastPlayback.clip_id === {order[j]}")
+        wait(page, f"window.__sonomap.lastPlayback.clip_id === {order[j]}")
         assert hook(page, "h.state.galleryIndex") == j
     page.keyboard.press("ArrowLeft")
-    page.wait_for_function(f"window.__sonomap.lastPlayback.clip_id === {order[max(0, min(3, len(order)) - 2)]}")
+    wait(page, f"window.__sonomap.lastPlayback.clip_id === {order[max(0, min(3, len(order)) - 2)]}")
     # space plays the gallery in order ("play all"), space again stops
     page.keyboard.press("Space")
-    page.wait_for_function("window.__sonomap.state.playingSequence === true")
+    wait(page, "window.__sonomap.state.playingSequence === true")
     page.keyboard.press("Space")
-    page.wait_for_function("window.__sonomap.state.playingSequence === false")
+    wait(page, "window.__sonomap.state.playingSequence === false")
     page.keyboard.press("Escape")
 
 
 def test_changing_a_slider_recolours_the_map_from_a_new_streamed_result(page):
     page.select_option("#color-by", "cluster")
     page.select_option("#ctl-algorithm", "kmeans")
-    page.wait_for_function(
-        "window.__sonomap.lastResult && window.__sonomap.lastResult.request.algorithm === 'kmeans'", timeout=120_000
+    wait(
+        page,
+        "window.__sonomap.lastResult && window.__sonomap.lastResult.request.algorithm === 'kmeans'",
+        timeout_ms=120_000,
     )
     first = hook(page, "h.lastResult")
     colors_before = hook(page, "h.colorVersion")
@@ -114,10 +130,11 @@ def test_changing_a_slider_recolours_the_map_from_a_new_streamed_result(page):
             break
     wanted = int(page.locator('[aria-label="n_clusters value"]').input_value())
     assert wanted != first["n_clusters"]
-    page.wait_for_function(
+    wait(
+        page,
         f"window.__sonomap.lastResult.request.params.n_clusters === {wanted}"
         f" && window.__sonomap.colorVersion > {colors_before}",
-        timeout=120_000,
+        timeout_ms=120_000,
     )
     last = hook(page, "h.lastResult")
     assert last["job_id"] != first["job_id"]
@@ -149,7 +166,7 @@ def test_lasso_and_pooling_produce_the_expected_class(page, server_url, get_json
         for t in np.linspace(0, 1, 8)[1:]:
             page.mouse.move(a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
     page.mouse.up()
-    page.wait_for_function("window.__sonomap.state.focus && window.__sonomap.state.focus.kind === 'lasso'")
+    wait(page, "window.__sonomap.state.focus && window.__sonomap.state.focus.kind === 'lasso'")
     got = sorted(hook(page, "Array.from(h.state.focus.ids)"))
     assert got == expected
 
@@ -158,9 +175,10 @@ def test_lasso_and_pooling_produce_the_expected_class(page, server_url, get_json
     row = page.locator('.cl-row[data-name="Lasso song"]')
     row.wait_for()
     row.locator("button.add").click()
-    page.wait_for_function(
+    wait(
+        page,
         "(() => { const s = window.__sonomap.state; const k = s.classes.find(c => c.name === 'Lasso song');"
-        f" return k && k.size === {len(expected)}; }})()"
+        f" return k && k.size === {len(expected)}; }})()",
     )
     state = get_json(f"{server_url}/api/collections/demo/classes")
     klass = next(c for c in state["classes"] if c["name"] == "Lasso song")
@@ -172,9 +190,10 @@ def test_lasso_and_pooling_produce_the_expected_class(page, server_url, get_json
     removed = int(first.get_attribute("data-clip"))
     first.hover()
     first.locator("button.rm").click()
-    page.wait_for_function(
+    wait(
+        page,
         "(() => { const k = window.__sonomap.state.classes.find(c => c.name === 'Lasso song');"
-        f" return k && k.size === {len(expected) - 1}; }})()"
+        f" return k && k.size === {len(expected) - 1}; }})()",
     )
     state = get_json(f"{server_url}/api/collections/demo/classes")
     assert sorted(state["members"][str(klass["id"])]) == [i for i in expected if i != removed]
@@ -196,9 +215,10 @@ def test_lasso_and_pooling_produce_the_expected_class(page, server_url, get_json
     want = sorted(int(i) for i in np.where(np.isin(labels, chosen))[0])
     page.locator("#map").hover(position={"x": 3, "y": 3})  # keys go to the page, not an input
     page.keyboard.press("2")
-    page.wait_for_function(
+    wait(
+        page,
         "(() => { const k = window.__sonomap.state.classes.find(c => c.name === 'Two clusters');"
-        f" return k && k.size === {len(want)}; }})()"
+        f" return k && k.size === {len(want)}; }})()",
     )
     state = get_json(f"{server_url}/api/collections/demo/classes")
     k2 = next(c for c in state["classes"] if c["name"] == "Two clusters")
@@ -208,8 +228,9 @@ def test_lasso_and_pooling_produce_the_expected_class(page, server_url, get_json
     page.locator('.cl-row[data-name="Two clusters"] button.view').click()
     assert page.locator("#gallery .tile").count() == min(len(want), 240)
     page.click("#undo")
-    page.wait_for_function(
-        "(() => { const k = window.__sonomap.state.classes.find(c => c.name === 'Two clusters'); return k && k.size === 0; })()"
+    wait(
+        page,
+        "(() => { const k = window.__sonomap.state.classes.find(c => c.name === 'Two clusters'); return k && k.size === 0; })()",
     )
 
 
@@ -236,7 +257,7 @@ def test_screenshot(page, demo):
     xy = screen_points(page)
     i = isolated_points(xy, k=1)[0]
     page.mouse.move(*xy[i])
-    page.wait_for_function(f"window.__sonomap.lastPlayback.clip_id === {i}")
+    wait(page, f"window.__sonomap.lastPlayback.clip_id === {i}")
     page.evaluate("document.getElementById('toast').hidden = true")
     page.wait_for_timeout(400)  # tiles are images: let them paint before the picture
     ARTIFACTS.mkdir(exist_ok=True)
