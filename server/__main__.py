@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 
+from preprocess.commands.reduce import ensure_numba_cache
+
 from .app import create_app
 from .settings import Settings
 
@@ -17,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None, help="port (default 5000)")
     parser.add_argument("--no-warmup", action="store_true", help="skip compiling numba code in the background at start")
     args = parser.parse_args(argv)
+    ensure_numba_cache()  # a persistent numba cache before anything imports numba: compile once, not every start
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env(

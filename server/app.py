@@ -46,7 +46,11 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
     app = Flask(__name__, static_folder=None)
     app.config["SECRET_KEY"] = settings.secret_key
     app.json.sort_keys = False
-    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=None, max_http_buffer_size=16 * 2**20)
+    # async_handlers=False: one client's events are handled in the order sent, so "a newer cluster request supersedes
+    # the older one" holds even for rapid slider moves (handlers are short; long work runs in background tasks).
+    socketio = SocketIO(
+        app, async_mode="threading", async_handlers=False, cors_allowed_origins=None, max_http_buffer_size=16 * 2**20
+    )
 
     registry = Registry(
         settings.collections_dir, max_cached=settings.max_cached_arrays, max_clusterers=settings.max_clusterers

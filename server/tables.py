@@ -38,11 +38,28 @@ CLIP_TABLE_COLUMNS = (
     "license",
     "file_name",
     "url",
+    "sound_type",
+    "country",
+    "date",
+    "quality",
     "top_species",
 )
 _INT32 = ("clip_id", "recording_id", "sheet", "cell", "audio_sprite")
 _FLOAT64 = ("start_s", "end_s", "audio_offset", "audio_length")
-_RECORDING_COLUMNS = ("label", "species", "common_name", "xc_id", "recordist", "license", "file_name", "url")
+_RECORDING_COLUMNS = (
+    "label",
+    "species",
+    "common_name",
+    "xc_id",
+    "recordist",
+    "license",
+    "file_name",
+    "url",
+    "sound_type",
+    "country",
+    "date",
+    "quality",
+)
 
 
 def species_path(collection: Collection):

@@ -95,31 +95,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _features(root: Any, *, bar_factory: Any) -> None:
-    """Run the features and reduction stages when those modules exist (they are incremental)."""
+    """Run the default feature extractor and the reduction (both incremental: only new clips, else a no-op)."""
+    from .. import features, reduce
     from ..collection import Collection
-
-    coll = Collection.open(root)
-    try:
-        from .. import features
-    except ImportError:
-        features = None
-    try:
-        from .. import reduce
-    except ImportError:
-        reduce = None
-    if features is None or not hasattr(features, "run_extractor"):
-        print("note: features are not available in this version yet; the collection has clips and sprites only")
-        return
     from ..errors import MissingDependencyError
+    from .reduce import ensure_numba_cache
 
+    ensure_numba_cache()  # before umap is imported: never pay numba's compilation twice
+    coll = Collection.open(root)
     try:
         with bar_factory() as bar:
             features.run_extractor(coll, "birdnet", progress=bar)
     except MissingDependencyError as e:
         print(f"note: no features computed ({e}); the collection has clips and sprites")
-        return
-    if reduce is None or not hasattr(reduce, "reduce_collection"):
-        print("note: maps (reduce) are not available in this version yet")
         return
     with bar_factory() as bar:
         reduce.reduce_collection(coll, features=["birdnet"], dims=[2, 4, 8, 16], progress=bar)

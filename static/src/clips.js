@@ -20,7 +20,6 @@ export function tileCss(i, width) {
   const tw = Number(cfg.tile_w || 64);
   const th = Number(cfg.tile_h || 64);
   const cols = Number(cfg.sheet_cols || 32);
-  const rows = Number(cfg.sheet_rows || 32);
   const k = width / tw;
   const sheet = state.clips.sheet[i];
   const cell = state.clips.cell[i];
@@ -29,7 +28,8 @@ export function tileCss(i, width) {
   return {
     backgroundImage: `url("${urls.sheet(state.collection, sheet, cfg.tile_format || 'jpg')}")`,
     backgroundPosition: `-${x}px -${y}px`,
-    backgroundSize: `${cols * tw * k}px ${rows * th * k}px`,
+    // Sheets are always sheet_cols cells wide but only as tall as the rows they use: keep the aspect.
+    backgroundSize: `${cols * tw * k}px auto`,
     width: `${width}px`,
     height: `${Math.round(th * k)}px`,
   };
