@@ -62,8 +62,10 @@ def _validate(features: Any, dims: Any, n_neighbors: Any, min_dist: Any, metric:
         raise ParameterError(f"--dims must be whole numbers between 2 and 64, got {dims!r}") from None
     if not dims or dims[0] < 2 or dims[-1] > 64:
         raise ParameterError(f"--dims must be whole numbers between 2 and 64, got {dims!r}")
-    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, int) or not 2 <= n_neighbors <= 200:
-        raise ParameterError(f"n_neighbors must be a whole number in [2, 200], got {n_neighbors!r}")
+    if n_neighbors is not None and (
+        isinstance(n_neighbors, bool) or not isinstance(n_neighbors, int) or not 2 <= n_neighbors <= 200
+    ):
+        raise ParameterError(f"n_neighbors must be a whole number in [2, 200] (or None: auto), got {n_neighbors!r}")
     if not isinstance(min_dist, (int, float)) or not 0.0 <= min_dist <= 1.0:
         raise ParameterError(f"min_dist must be in [0, 1], got {min_dist!r}")
     if metric not in METRICS:
@@ -109,12 +111,21 @@ def _prepare(model: dict[str, Any], X_by_name: dict[str, np.ndarray]) -> np.ndar
     return np.ascontiguousarray(model["pca"].transform(Z), dtype=np.float32)
 
 
+def auto_n_neighbors(n_clips: int) -> int:
+    """UMAP's ``n_neighbors`` for ``n_clips``: 15, but fewer for small collections.
+
+    A neighbourhood larger than a class glues classes together: on the 88-clip demo (about 10 clips per species)
+    15 neighbours gave HDBSCAN NMI 0.38 and 5 gave 0.72; from 300 clips on it is 15 (NMI 0.89 on the dev set).
+    """
+    return int(min(15, max(5, n_clips // 20)))
+
+
 def reduce_collection(
     collection: Collection | str | Path,
     *,
     features: list[str] | str,
     dims: tuple[int, ...] | list[int] = DEFAULT_DIMS,
-    n_neighbors: int = 15,
+    n_neighbors: int | None = None,
     min_dist: float = 0.0,
     display_min_dist: float = 0.1,
     metric: str = "euclidean",
@@ -131,6 +142,7 @@ def reduce_collection(
     features : names of stored feature sets (concatenated in this order, aligned by clip id).
     dims : UMAP output dimensions for clustering; a 2-d display map is always made too.
     n_neighbors, min_dist, metric : UMAP parameters (``display_min_dist`` for the display map).
+        ``n_neighbors=None`` picks :func:`auto_n_neighbors` from the number of clips.
     """
     if not isinstance(collection, Collection):
         collection = Collection.open(collection)
@@ -191,6 +203,7 @@ def reduce_collection(
     check_cancel(should_cancel)
 
     coords: dict[str, np.ndarray] = {}
+    n_neighbors = n_neighbors or auto_n_neighbors(n)
     knn = _exact_knn(Y, n_neighbors=n_neighbors, metric=metric) if n <= EXACT_KNN_MAX_CLIPS else None
     exact = knn is not None
     jobs = [(f"dims_{d}", d, float(min_dist)) for d in dims] + [("map_2d", 2, float(display_min_dist))]
@@ -219,6 +232,7 @@ def reduce_collection(
         "features": features,
         "dims": dims,
         "params": params,
+        "n_neighbors_used": n_neighbors,
         "pca_components": n_components,
         "pca_explained_variance": round(float(model["pca"].explained_variance_ratio_.sum()), 4),
         "time_s": round(time.perf_counter() - t0, 3),

@@ -19,33 +19,7 @@ import numpy as np
 
 from preprocess.collection import Collection
 
-#: Columns of ``GET /api/collections/<c>/clips`` in order (ARCHITECTURE.md).
-CLIP_TABLE_COLUMNS = (
-    "clip_id",
-    "recording_id",
-    "start_s",
-    "end_s",
-    "sheet",
-    "cell",
-    "audio_sprite",
-    "audio_offset",
-    "audio_length",
-    "label",
-    "species",
-    "common_name",
-    "xc_id",
-    "recordist",
-    "license",
-    "file_name",
-    "url",
-    "sound_type",
-    "country",
-    "date",
-    "quality",
-    "top_species",
-)
-_INT32 = ("clip_id", "recording_id", "sheet", "cell", "audio_sprite")
-_FLOAT64 = ("start_s", "end_s", "audio_offset", "audio_length")
+#: Recording metadata repeated on each clip (offered by the page's "colour by").
 _RECORDING_COLUMNS = (
     "label",
     "species",
@@ -60,6 +34,14 @@ _RECORDING_COLUMNS = (
     "date",
     "quality",
 )
+#: Columns of ``GET /api/collections/<c>/clips`` in order (ARCHITECTURE.md).
+CLIP_TABLE_COLUMNS = (
+    ("clip_id", "recording_id", "start_s", "end_s", "sheet", "cell", "audio_sprite", "audio_offset", "audio_length")
+    + _RECORDING_COLUMNS
+    + ("top_species",)
+)
+_INT32 = ("clip_id", "recording_id", "sheet", "cell", "audio_sprite")
+_FLOAT64 = ("start_s", "end_s", "audio_offset", "audio_length")
 
 
 def species_path(collection: Collection):

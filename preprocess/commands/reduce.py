@@ -49,7 +49,13 @@ def register(sub: Any) -> None:
     p.add_argument("collection", metavar="COLLECTION", help="collection folder")
     p.add_argument("--features", default="birdnet", metavar="A[,B]", help="feature sets to combine (default: birdnet)")
     p.add_argument("--dims", default="2,4,8,16", metavar="D,…", help="UMAP dimensions (default: 2,4,8,16)")
-    p.add_argument("--n-neighbors", type=int, default=15, metavar="N", help="UMAP n_neighbors (default: 15)")
+    p.add_argument(
+        "--n-neighbors",
+        type=int,
+        default=None,
+        metavar="N",
+        help="UMAP n_neighbors (default: 15, fewer below 300 clips)",
+    )
     p.add_argument("--min-dist", type=float, default=0.0, metavar="X", help="UMAP min_dist for clustering (0.0)")
     p.add_argument("--display-min-dist", type=float, default=0.1, metavar="X", help="min_dist of the display map (0.1)")
     p.add_argument("--metric", default="euclidean", metavar="NAME", help="euclidean | cosine | manhattan | correlation")

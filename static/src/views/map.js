@@ -42,9 +42,27 @@ export function normalise(xy) {
     nx[i] = Number.isFinite(x) ? (x - cx) / half : 0;
     ny[i] = Number.isFinite(y) ? (y - cy) / half : 0;
   }
-  // bounding box of the data in normalised coordinates, for fitting the view to the canvas
-  const box = { x: (x0 - cx) / half, y: (y0 - cy) / half, width: (x1 - x0) / half, height: (y1 - y0) / half };
-  return { nx, ny, box };
+  return { nx, ny, box: robustBox(nx, ny) };
+}
+
+/**
+ * The box the view fits: the 1st-99th percentiles of each axis widened by 15 %, never wider than all the points.
+ * UMAP throws a few far-away islands; fitting every one of them would shrink the map's body to a corner.
+ * Everything stays reachable by zooming out.
+ */
+function robustBox(nx, ny) {
+  const n = nx.length;
+  const q = (arr) => {
+    const sorted = Float32Array.from(arr).sort();
+    const lo = sorted[Math.floor(0.01 * (n - 1))];
+    const hi = sorted[Math.ceil(0.99 * (n - 1))];
+    const pad = 0.15 * (hi - lo);
+    return [Math.max(sorted[0], lo - pad), Math.min(sorted[n - 1], hi + pad)];
+  };
+  if (n === 0) return { x: -1, y: -1, width: 2, height: 2 };
+  const [bx0, bx1] = q(nx);
+  const [by0, by1] = q(ny);
+  return { x: bx0, y: by0, width: bx1 - bx0, height: by1 - by0 };
 }
 
 /** A uniform grid over [-1, 1]² (CSR layout) answering "nearest point within r" in a few microseconds. */
@@ -90,6 +108,7 @@ function gridIndex(nx, ny) {
 }
 
 function pointSizeFor(n) {
+  if (n < 500) return 10;
   if (n < 2000) return 7;
   if (n < 20000) return 4.5;
   if (n < 100000) return 3;
