@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +97,47 @@ def get_json():
     return _get_json
 
 
+@contextmanager
+def running_server(collections_dir: Path, *extra_args: str) -> Iterator[str]:
+    """``python -m server`` over ``collections_dir`` on a free port; yields its URL, stops it afterwards."""
+    port = _free_port()
+    log_path = collections_dir.parent / f"server-{port}.log"
+    log = open(log_path, "wb")
+    env = dict(os.environ, NUMBA_CACHE_DIR=os.environ.get("NUMBA_CACHE_DIR", str(REPO / ".numba_cache")))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "--collections", str(collections_dir), "--port", str(port), *extra_args],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            try:
+                _get_json(f"{url}/api/collections")
+                break
+            except Exception:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not start: {log_path.read_text()[-3000:]}") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def server_runner():
+    """:func:`running_server`, for tests that serve a collection of their own."""
+    return running_server
+
+
 @pytest.fixture(scope="session")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     if not Path(CHROMIUM).exists():
@@ -102,36 +145,8 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     if os.environ.get("SONOMAP_TEST_SERVER_URL"):
         yield os.environ["SONOMAP_TEST_SERVER_URL"].rstrip("/")
         return
-    collections_dir = _build_collections(tmp_path_factory)
-    port = _free_port()
-    log = open(collections_dir.parent / "server.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--collections", str(collections_dir), "--port", str(port)],
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            _get_json(f"{url}/api/collections")
-            break
-        except Exception:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                log.close()
-                raise RuntimeError(
-                    f"server did not start: {(collections_dir.parent / 'server.log').read_text()[-3000:]}"
-                ) from None
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with running_server(_build_collections(tmp_path_factory)) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -8,14 +8,7 @@ click a clip box to seek there.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -28,19 +21,8 @@ CHROMIUM = "/usr/bin/chromium"  # the session's ``browser`` fixture (tests/brows
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=30) as r:
-        return json.loads(r.read())
-
-
 @pytest.fixture(scope="module")
-def birds_server(tmp_path_factory):
+def birds_server(tmp_path_factory, server_runner):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM}")
     from preprocess.features import run_extractor
@@ -55,34 +37,8 @@ def birds_server(tmp_path_factory):
     build([src], root / "birds", jobs=1)
     run_extractor(root / "birds", "birdnet")
     reduce_collection(root / "birds", features=["birdnet"], dims=[2, 8])
-    port = _free_port()
-    log = open(base / "server.log", "wb")
-    env = dict(os.environ, NUMBA_CACHE_DIR=os.environ.get("NUMBA_CACHE_DIR", str(REPO / ".numba_cache")))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--collections", str(root), "--port", str(port), "--no-warmup"],
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            _get_json(f"{url}/api/collections")
-            break
-        except Exception:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"server did not start: {(base / 'server.log').read_text()[-3000:]}") from None
-            time.sleep(0.2)
-    yield url, root
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with server_runner(root, "--no-warmup") as url:
+        yield url, root
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +59,7 @@ def js(page, expr: str):
     return page.evaluate(f"(() => {{ const h = window.__sonomap; return {expr}; }})()")
 
 
-def test_upload_files_and_see_their_points_appear(upage, birds_server):
+def test_upload_files_and_see_their_points_appear(upage, birds_server, get_json):
     url, root = birds_server
     n0 = js(upage, "h.state.n")
     assert n0 > 0 and js(upage, "h.pointsDrawn") == n0
@@ -120,7 +76,7 @@ def test_upload_files_and_see_their_points_appear(upage, birds_server):
     n1 = js(upage, "h.state.n")
     assert n1 > n0 and js(upage, "h.pointsDrawn") == n1 and js(upage, "h.upload.addedClips") == n1 - n0
     # the page's points are the server's: same count, and the new clips belong to the new files
-    assert _get_json(f"{url}/api/collections/birds/clips")["n"] == n1
+    assert get_json(f"{url}/api/collections/birds/clips")["n"] == n1
     names = set(js(upage, f"Array.from(h.state.clips.file_name).slice({n0})"))
     assert names == {f.name for f in files}
     ARTIFACTS.mkdir(exist_ok=True)
