@@ -112,12 +112,13 @@ def _prepare(model: dict[str, Any], X_by_name: dict[str, np.ndarray]) -> np.ndar
 
 
 def auto_n_neighbors(n_clips: int) -> int:
-    """UMAP's ``n_neighbors`` for ``n_clips``: 15, but fewer for small collections.
+    """UMAP's ``n_neighbors`` for ``n_clips``: 15, but fewer below 150 clips (never below 5).
 
     A neighbourhood larger than a class glues classes together: on the 88-clip demo (about 10 clips per species)
-    15 neighbours gave HDBSCAN NMI 0.38 and 5 gave 0.72; from 300 clips on it is 15 (NMI 0.89 on the dev set).
+    15 neighbours gave DBSCAN (knee eps) NMI 0.43 and 8 gave 0.76; the 257-clip dev set keeps 15 (HDBSCAN NMI 0.89,
+    where 12 gave 0.86).
     """
-    return int(min(15, max(5, n_clips // 20)))
+    return int(min(15, max(5, n_clips // 10)))
 
 
 def reduce_collection(
@@ -127,7 +128,7 @@ def reduce_collection(
     dims: tuple[int, ...] | list[int] = DEFAULT_DIMS,
     n_neighbors: int | None = None,
     min_dist: float = 0.0,
-    display_min_dist: float = 0.1,
+    display_min_dist: float = 0.5,
     metric: str = "euclidean",
     random_state: int = 0,
     refit: bool = False,
@@ -141,7 +142,8 @@ def reduce_collection(
     ----------
     features : names of stored feature sets (concatenated in this order, aligned by clip id).
     dims : UMAP output dimensions for clustering; a 2-d display map is always made too.
-    n_neighbors, min_dist, metric : UMAP parameters (``display_min_dist`` for the display map).
+    n_neighbors, min_dist, metric : UMAP parameters (``display_min_dist`` for the display map:
+        0.5 spreads each group so its points can be told apart and hovered one by one).
         ``n_neighbors=None`` picks :func:`auto_n_neighbors` from the number of clips.
     """
     if not isinstance(collection, Collection):

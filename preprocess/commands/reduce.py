@@ -54,10 +54,10 @@ def register(sub: Any) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="UMAP n_neighbors (default: 15, fewer below 300 clips)",
+        help="UMAP n_neighbors (default: 15, fewer below 150 clips)",
     )
     p.add_argument("--min-dist", type=float, default=0.0, metavar="X", help="UMAP min_dist for clustering (0.0)")
-    p.add_argument("--display-min-dist", type=float, default=0.1, metavar="X", help="min_dist of the display map (0.1)")
+    p.add_argument("--display-min-dist", type=float, default=0.5, metavar="X", help="min_dist of the display map (0.5)")
     p.add_argument("--metric", default="euclidean", metavar="NAME", help="euclidean | cosine | manhattan | correlation")
     p.add_argument("--random-state", type=int, default=0, metavar="N", help="seed (default: 0)")
     p.add_argument("--refit", action="store_true", help="fit again even if only clips were added")
