@@ -25,25 +25,15 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--autoplay-policy=no-user-gesture-required",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
-def _synthetic():
+def _browser_support(name: str):
+    """A module of tests/browser (the synthetic collection writer; Chromium's path and flags in its conftest)."""
     sys.path.insert(0, str(REPO))
-    spec = importlib.util.spec_from_file_location("synthetic", REPO / "tests" / "browser" / "synthetic.py")
+    spec = importlib.util.spec_from_file_location(f"_browser_{name}", REPO / "tests" / "browser" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.write_synthetic_collection
+    return mod
 
 
 def _free_port() -> int:
@@ -156,7 +146,7 @@ def main() -> None:
     if a.server_url:
         base = a.server_url.rstrip("/")
     else:
-        write = _synthetic()
+        write = _browser_support("synthetic").write_synthetic_collection
         for size in a.sizes:
             root = work / f"synth_{size}"
             if not (root / "manifest.json").exists():
@@ -176,7 +166,8 @@ def main() -> None:
         wait_for_warmup(base)
         rows = []
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            chromium = _browser_support("conftest")
+            browser = p.chromium.launch(executable_path=chromium.CHROMIUM, args=chromium.CHROMIUM_ARGS)
             warmup_page = browser.new_page()  # pay the browser's own start-up (GPU process, SwiftShader) once
             warmup_page.goto(f"{base}/api/collections")
             warmup_page.close()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,16 +61,23 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
-def read_bytes(path: Path | str) -> bytes:
-    """Read a whole file, turning OS errors into :class:`AudioError`."""
+@contextmanager
+def _readable() -> Iterator[None]:
+    """Turn the OS errors of reading a file into :class:`AudioError` with a one-line reason."""
     try:
-        return Path(path).read_bytes()
+        yield
     except PermissionError:
         raise AudioError("cannot read the file: permission denied") from None
     except IsADirectoryError:
         raise AudioError("is a folder, not a file") from None
     except OSError as e:
         raise AudioError(f"cannot read the file: {e.strerror or e}") from None
+
+
+def read_bytes(path: Path | str) -> bytes:
+    """Read a whole file, turning OS errors into :class:`AudioError`."""
+    with _readable():
+        return Path(path).read_bytes()
 
 
 def decode(data: bytes) -> tuple[np.ndarray, int, str, str]:
@@ -88,15 +97,8 @@ def decode_mono(path: Path | str) -> tuple[np.ndarray, int, str, str, int]:
     Returns ``(y, sr, format, note, channels)`` with ``y`` float32 [n_samples]; equal to
     ``to_mono(decode(bytes)[0])``. Raises :class:`AudioError` like :func:`decode`.
     """
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64)
-    except PermissionError:
-        raise AudioError("cannot read the file: permission denied") from None
-    except IsADirectoryError:
-        raise AudioError("is a folder, not a file") from None
-    except OSError as e:
-        raise AudioError(f"cannot read the file: {e.strerror or e}") from None
+    with _readable(), open(path, "rb") as f:
+        head = f.read(64)
     if not head:
         raise AudioError("empty file (0 bytes)")
     return _decode(str(path), head, mono=True)

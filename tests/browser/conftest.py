@@ -159,18 +159,33 @@ def browser(server_url: str):
         b.close()
 
 
+@contextmanager
+def app_page(browser, url: str, *, accept_downloads: bool = False):
+    """A page of the app at ``url``, ready (``window.__sonomap.ready``); its page errors collect in ``page.errors``."""
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=accept_downloads)
+    try:
+        pg = ctx.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(url)
+        pg.wait_for_function("window.__sonomap && window.__sonomap.ready", timeout=60_000)
+        pg.errors = errors
+        yield pg
+    finally:
+        ctx.close()
+
+
+@pytest.fixture(scope="session")
+def page_opener():
+    """:func:`app_page`, for tests that open a page of their own."""
+    return app_page
+
+
 @pytest.fixture(scope="session")
 def page(browser, server_url: str):
     """One page on the demo collection, shared by the tests in file order (they build on each other)."""
-    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
-    pg = ctx.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(f"{server_url}/?c=demo")
-    pg.wait_for_function("window.__sonomap && window.__sonomap.ready", timeout=60_000)
-    pg.errors = errors
-    yield pg
-    ctx.close()
+    with app_page(browser, f"{server_url}/?c=demo", accept_downloads=True) as pg:
+        yield pg
 
 
 @pytest.fixture(scope="session")

@@ -42,17 +42,10 @@ def birds_server(tmp_path_factory, server_runner):
 
 
 @pytest.fixture(scope="module")
-def upage(browser, birds_server):
+def upage(browser, birds_server, page_opener):
     url, _root = birds_server
-    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
-    pg = ctx.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(f"{url}/?c=birds")
-    pg.wait_for_function("window.__sonomap && window.__sonomap.ready", timeout=60_000)
-    pg.errors = errors
-    yield pg
-    ctx.close()
+    with page_opener(browser, f"{url}/?c=birds") as pg:
+        yield pg
 
 
 def js(page, expr: str):
