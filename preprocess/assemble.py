@@ -1,4 +1,9 @@
-"""Assembling per-recording results (``work/``) into the collection's files, manifest last.
+"""Step 3 of the build: per-recording results (``work/``) -> the collection's files, manifest last.
+
+:func:`plan_append` is pure: from the old manifest, the old recordings' checksums and this build's
+results it decides what to append (usable recordings, duplicates and failures skipped, new counts).
+The writers below then write one artefact each through the store and return what they wrote;
+:func:`assemble` runs them in order and returns an :class:`AssembleResult`.
 
 Appends to an existing collection without touching its clips: the old state is the manifest's counts
 (rows past them, left by a killed build, are dropped and redone), new recordings get the next ids,
@@ -8,68 +13,75 @@ first sheet that gains cells.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .collection import Collection, atomic_path, write_json_atomic, write_table_atomic
+from .collection import Collection, atomic_path, work_audio_path, write_json_atomic, write_table_atomic
 from .config import BuildConfig
-from .metadata import METADATA_COLUMNS, MetadataResolver
+from .discover import Source
+from .errors import CollectionError
+from .metadata import MetadataResolver
 from .pool import TaskPool
 from .progress import CancelCheck, Progress, check_cancel
+from .schema import CLIP_DTYPES, RECORDING_COLUMNS, SKIPPED_COLUMNS, manifest_header, now_iso, recording_dtypes
 
-RECORDING_COLUMNS = (
-    "recording_id",
-    "path",
-    "file_name",
-    "sha1",
-    "size_bytes",
-    "duration_s",
-    "orig_sample_rate",
-    "channels",
-    "format",
-    *METADATA_COLUMNS,
-    "n_clips",
-    "note",
-)
+__all__ = ["RECORDING_COLUMNS", "AppendPlan", "AssembleResult", "OldState", "assemble", "plan_append", "read_old"]
 
 
-def assemble(
-    coll: Collection,
-    *,
-    config: BuildConfig,
-    old: dict[str, Any] | None,
-    todo: list,
+@dataclass(frozen=True)
+class AppendPlan:
+    """What a build appends: decided before anything is written."""
+
+    usable: list[tuple[Source, Path, dict[str, Any]]]  # (source, work file, result) of new usable recordings
+    sources: list[dict[str, Any]]  # the manifest's sources after this build, sorted by path
+    skipped_rows: list[tuple[str, str]]  # skipped.csv after this build: (path, reason)
+    new_skipped: list[tuple[str, str]]  # this build's new skipped files
+    notes: list[str]  # decoder notes of the new usable recordings
+    n_rec_old: int
+    n_clip_old: int
+    n_sprites_old: int
+    n_new_clips: int
+
+    @property
+    def n_recordings(self) -> int:
+        return self.n_rec_old + len(self.usable)
+
+    @property
+    def n_clips(self) -> int:
+        return self.n_clip_old + self.n_new_clips
+
+
+@dataclass(frozen=True)
+class AssembleResult:
+    """What assembling wrote (the counts after it)."""
+
+    recordings: int
+    clips: int
+    new_recordings: int
+    new_clips: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    skipped_total: int = 0
+    notes: list[str] = field(default_factory=list)
+    audio_s: float = 0.0
+
+
+def plan_append(
+    old_state: OldState,
+    todo: list[tuple[Source, Path]],
     results: list[dict[str, Any]],
-    resolver: MetadataResolver,
-    inputs: list[Path],
-    result: Any,
-    pool: TaskPool,
-    progress: Progress,
-    should_cancel: CancelCheck | None,
-) -> None:
-    """Write spectrograms.npy, sprite sheets, audio sprites, tables, skipped.csv and the manifest (last)."""
-    import pandas as pd
+) -> AppendPlan:
+    """Which new recordings are usable (a duplicate of a known file, by SHA-1, is skipped); pure.
 
-    from .pipeline import audio_file, manifest_header, now_iso
-    from .sprites import plan_audio_sprites
-
-    cfg = config
+    ``results`` are the worker's, in ``todo`` order.
+    """
+    old = old_state.manifest
     counts = (old or {}).get("counts", {})
-    n_rec_old, n_clip_old = int(counts.get("recordings", 0)), int(counts.get("clips", 0))
-    n_sprites_old = int(counts.get("audio_sprites", 0))
-    old_recs = coll.recordings().iloc[:n_rec_old] if n_rec_old else pd.DataFrame(columns=list(RECORDING_COLUMNS))
-    old_clips = coll.clips().iloc[:n_clip_old] if n_clip_old else None
-    if old_clips is not None and len(old_clips) != n_clip_old:
-        from .errors import CollectionError
-
-        raise CollectionError(f"{coll.clips_path} has {len(old_clips)} clips, the manifest says {n_clip_old}")
-
-    # which new recordings are usable (duplicates of a known file are skipped) -----------------
     sources = {s["path"]: s for s in (old or {}).get("sources", [])}
-    known = {row.sha1: row.path for row in old_recs.itertuples()}
-    usable = []
+    known = old_state.known_sha1
+    usable, new_skipped, notes = [], [], []
     for (src, wf), res in zip(todo, results, strict=True):
         info = res.get("info", {})
         entry = {"path": src.path, "size": src.size_bytes, "sha1": info.get("sha1", ""), "status": res["status"]}
@@ -80,33 +92,78 @@ def assemble(
             known[info["sha1"]] = src.path
             usable.append((src, wf, res))
             if info.get("note"):
-                result.notes.append(f"{src.path}: {info['note']}")
+                notes.append(f"{src.path}: {info['note']}")
         else:
             entry["reason"] = res["reason"]
-            result.skipped.append((src.path, res["reason"]))
+            new_skipped.append((src.path, res["reason"]))
         sources[src.path] = entry
     sources_list = [sources[k] for k in sorted(sources)]
-    skipped_rows = [(s["path"], s.get("reason", "")) for s in sources_list if s["status"] != "ok"]
-    write_table_atomic(coll.skipped_path, pd.DataFrame(skipped_rows, columns=["path", "reason"]))
-    n_new_clips = sum(r["n_clips"] for _s, _w, r in usable)
-    n_clips = n_clip_old + n_new_clips
-    result.new_recordings, result.new_clips = len(usable), n_new_clips
-    result.recordings, result.clips = n_rec_old + len(usable), n_clips
-    result.skipped_total = len(skipped_rows)
-    if result.recordings == 0:
-        return  # nothing usable: skipped.csv says why; no manifest, so the next build tries again
+    return AppendPlan(
+        usable=usable,
+        sources=sources_list,
+        skipped_rows=[(s["path"], s.get("reason", "")) for s in sources_list if s["status"] != "ok"],
+        new_skipped=new_skipped,
+        notes=notes,
+        n_rec_old=int(counts.get("recordings", 0)),
+        n_clip_old=int(counts.get("clips", 0)),
+        n_sprites_old=int(counts.get("audio_sprites", 0)),
+        n_new_clips=sum(r["n_clips"] for _s, _w, r in usable),
+    )
 
-    # spectrograms.npy (old rows copied, new rows appended) -----------------------------------
-    shape = (n_clips, cfg.n_mels, cfg.n_frames)
+
+@dataclass(frozen=True)
+class OldState:
+    """The collection before this build: its manifest (None when new) and tables up to its counts."""
+
+    manifest: dict[str, Any] | None
+    recordings: Any  # DataFrame of RECORDING_COLUMNS
+    clips: Any  # DataFrame of CLIP_COLUMNS, or None when there are no clips yet
+
+    @property
+    def known_sha1(self) -> dict[str, str]:
+        """SHA-1 -> path of the recordings already in the collection."""
+        return {row.sha1: row.path for row in self.recordings.itertuples()}
+
+
+def read_old(coll: Collection) -> OldState:
+    """The collection's state before a build; rows past the manifest's counts (a killed build's) are dropped."""
+    import pandas as pd
+
+    old = coll.manifest() if coll.exists() else None
+    counts = (old or {}).get("counts", {})
+    n_rec_old, n_clip_old = int(counts.get("recordings", 0)), int(counts.get("clips", 0))
+    recs = coll.recordings().iloc[:n_rec_old] if n_rec_old else pd.DataFrame(columns=list(RECORDING_COLUMNS))
+    clips = coll.clips().iloc[:n_clip_old] if n_clip_old else None
+    if clips is not None and len(clips) != n_clip_old:
+        raise CollectionError(f"{coll.clips_path} has {len(clips)} clips, the manifest says {n_clip_old}")
+    return OldState(old, recs, clips)
+
+
+# ---------------------------------------------------------------------------------------------
+# writers: one artefact each
+
+
+def write_skipped(coll: Collection, plan: AppendPlan) -> int:
+    """skipped.csv; returns its number of rows."""
+    import pandas as pd
+
+    write_table_atomic(coll.skipped_path, pd.DataFrame(plan.skipped_rows, columns=list(SKIPPED_COLUMNS)))
+    return len(plan.skipped_rows)
+
+
+def write_spectrograms(coll: Collection, plan: AppendPlan, cfg: BuildConfig, progress: Progress) -> tuple[int, ...]:
+    """spectrograms.npy: old rows copied, new rows appended; returns its shape."""
+    shape = (plan.n_clips, cfg.n_mels, cfg.n_frames)
+    n_old, usable = plan.n_clip_old, plan.usable
     progress("spectrograms", 0, len(usable), "")
     with atomic_path(coll.spectrograms_path) as tmp:
         mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-        if n_clip_old:
+        if n_old:
             prev = coll.spectrograms()
-            for a in range(0, n_clip_old, 4096):
-                mm[a : min(a + 4096, n_clip_old)] = prev[a : min(a + 4096, n_clip_old)]
+            for a in range(0, n_old, 4096):
+                mm[a : min(a + 4096, n_old)] = prev[a : min(a + 4096, n_old)]
             del prev
-        pos = n_clip_old
+        pos = n_old
         for k, (_src, wf, _res) in enumerate(usable):
             with np.load(wf) as z:
                 specs = z["specs"]
@@ -115,50 +172,90 @@ def assemble(
             progress("spectrograms", k + 1, len(usable), "")
         mm.flush()
         del mm
-    check_cancel(should_cancel)
+    return shape
 
-    # per-clip rows and the audio sprites' layout (cheap, here), then sheets and sprites (pool) ----
+
+def read_clip_rows(plan: AppendPlan) -> list[dict[str, np.ndarray]]:
+    """Per new recording: its clips' audio lengths, times and frequency bounds (from ``work/``)."""
     per_rec = []
-    for _src, wf, _res in usable:
+    for _src, wf, _res in plan.usable:
         with np.load(wf) as z:
             per_rec.append({k: z[k] for k in ("lengths", "start_s", "end_s", "fmin_hz", "fmax_hz")})
+    return per_rec
+
+
+@dataclass(frozen=True)
+class SpriteLayout:
+    """Where each new clip's audio goes: sprite number and first sample there, and each sprite's length."""
+
+    sprite_of: np.ndarray  # int64 [n_new_clips]
+    offset_of: np.ndarray  # int64 [n_new_clips]
+    totals: np.ndarray  # int64 [n_new_sprites]
+    lengths: np.ndarray  # int64 [n_new_clips]
+
+
+def plan_sprites(plan: AppendPlan, per_rec: list[dict[str, np.ndarray]], cfg: BuildConfig) -> SpriteLayout:
+    """Lay the new clips' audio out in new audio sprites (numbered after the old ones); pure."""
+    from .sprites import plan_audio_sprites
+
     lengths = _cat([r["lengths"] for r in per_rec], np.int64)
     sr = cfg.audio_sample_rate
-    gap = int(round(cfg.audio_gap_s * sr))
-    sprite_of, offset_of, sprite_totals = plan_audio_sprites(
-        lengths, max_samples=int(round(cfg.audio_sprite_s * sr)), gap=gap, first_sprite=n_sprites_old
+    sprite_of, offset_of, totals = plan_audio_sprites(
+        lengths,
+        max_samples=int(round(cfg.audio_sprite_s * sr)),
+        gap=int(round(cfg.audio_gap_s * sr)),
+        first_sprite=plan.n_sprites_old,
     )
-    cells = cfg.cells_per_sheet
-    first_sheet, n_sheets = n_clip_old // cells, -(-n_clips // cells)
-    ext = cfg.tile_format
+    return SpriteLayout(sprite_of, offset_of, totals, lengths)
+
+
+def write_sprites(
+    coll: Collection,
+    plan: AppendPlan,
+    per_rec: list[dict[str, np.ndarray]],
+    layout: SpriteLayout,
+    cfg: BuildConfig,
+    *,
+    pool: TaskPool,
+    progress: Progress,
+    should_cancel: CancelCheck | None,
+) -> tuple[int, int]:
+    """Sprite sheets (from the first that gains cells) and the new audio sprites; returns (sheets, sprites)."""
+    cells, n_clips = cfg.cells_per_sheet, plan.n_clips
+    first_sheet, n_sheets = plan.n_clip_old // cells, -(-n_clips // cells)
     sheet_tasks = [
-        (
-            str(coll.spectrograms_path),
-            s * cells,
-            min((s + 1) * cells, n_clips),
-            str(coll.sheet_path(s, ext)),
-            cfg.to_dict(),
-        )
+        (str(coll.spectrograms_path), s * cells, min((s + 1) * cells, n_clips), str(coll.sheet_path(s, cfg.tile_format)), cfg.to_dict())
         for s in range(first_sheet, n_sheets)
-    ]
+    ]  # fmt: skip
     # where each new clip's audio lies: (work audio file, first sample there, length)
     sources_of_clip = []
-    for (_src, wf, _res), r in zip(usable, per_rec, strict=True):
+    for (_src, wf, _res), r in zip(plan.usable, per_rec, strict=True):
         starts = np.concatenate([[0], np.cumsum(r["lengths"])[:-1]]).astype(np.int64)
-        sources_of_clip += [(str(audio_file(wf)), int(a), int(n)) for a, n in zip(starts, r["lengths"], strict=True)]
+        wa = str(work_audio_path(wf))
+        sources_of_clip += [(wa, int(a), int(n)) for a, n in zip(starts, r["lengths"], strict=True)]
     sprite_tasks = []
-    for k, total in enumerate(sprite_totals.tolist()):
-        sprite = n_sprites_old + k
-        idx = np.flatnonzero(sprite_of == sprite)
-        pieces = [(*sources_of_clip[i], int(offset_of[i])) for i in idx]
-        sprite_tasks.append((str(coll.audio_sprite_path(sprite)), pieces, int(total), sr, cfg.audio_fade_ms))
+    for k, total in enumerate(layout.totals.tolist()):
+        sprite = plan.n_sprites_old + k
+        idx = np.flatnonzero(layout.sprite_of == sprite)
+        pieces = [(*sources_of_clip[i], int(layout.offset_of[i])) for i in idx]
+        sprite_tasks.append(
+            (str(coll.audio_sprite_path(sprite)), pieces, int(total), cfg.audio_sample_rate, cfg.audio_fade_ms)
+        )
     kw = dict(progress=progress, should_cancel=should_cancel, uses_torch=False)
     pool.run(_draw_sheet, sheet_tasks, stage="sprite sheets", **kw)
     pool.run(_write_sprite, sprite_tasks, stage="audio sprites", **kw)
-    n_sprites = n_sprites_old + len(sprite_tasks)
+    return n_sheets, plan.n_sprites_old + len(sprite_tasks)
 
-    new_ids = np.arange(n_clip_old, n_clips, dtype=np.int64)
-    rec_ids = _cat([np.full(len(r["lengths"]), n_rec_old + k, np.int64) for k, r in enumerate(per_rec)], np.int64)
+
+def clip_table(
+    plan: AppendPlan, per_rec: list[dict[str, np.ndarray]], layout: SpriteLayout, old_clips: Any, cfg: BuildConfig
+) -> Any:
+    """The whole clip table after this build (old rows, then the new ones); pure."""
+    import pandas as pd
+
+    cells = cfg.cells_per_sheet
+    new_ids = np.arange(plan.n_clip_old, plan.n_clips, dtype=np.int64)
+    rec_ids = _cat([np.full(len(r["lengths"]), plan.n_rec_old + k, np.int64) for k, r in enumerate(per_rec)], np.int64)
     new_clips = pd.DataFrame(
         {
             "clip_id": new_ids,
@@ -169,33 +266,50 @@ def assemble(
             "fmax_hz": _cat([r["fmax_hz"] for r in per_rec], np.float32),
             "sheet": new_ids // cells,
             "cell": new_ids % cells,
-            "audio_sprite": sprite_of,
-            "audio_offset": offset_of,
-            "audio_length": lengths,
+            "audio_sprite": layout.sprite_of,
+            "audio_offset": layout.offset_of,
+            "audio_length": layout.lengths,
         }
-    ).astype(_CLIP_DTYPES)
-    rec_rows = []
-    for k, ((src, _wf, res), r) in enumerate(zip(usable, per_rec, strict=True)):
+    ).astype(CLIP_DTYPES)
+    clips = pd.concat([old_clips, new_clips], ignore_index=True) if old_clips is not None else new_clips
+    return clips.astype(CLIP_DTYPES)
+
+
+def recording_table(
+    plan: AppendPlan, per_rec: list[dict[str, np.ndarray]], old_recs: Any, resolver: MetadataResolver
+) -> Any:
+    """The whole recording table after this build, metadata resolved for the new rows."""
+    import pandas as pd
+
+    rows = []
+    for k, ((src, _wf, res), r) in enumerate(zip(plan.usable, per_rec, strict=True)):
         info = res["info"]
         md = resolver.resolve(src.meta_path)
-        rec_rows.append(
+        rows.append(
             {
-                "recording_id": n_rec_old + k, "path": src.path, "file_name": Path(src.path).name, "sha1": info["sha1"],
+                "recording_id": plan.n_rec_old + k, "path": src.path, "file_name": Path(src.path).name, "sha1": info["sha1"],
                 "size_bytes": info["size_bytes"], "duration_s": info["duration_s"],
                 "orig_sample_rate": info["orig_sample_rate"], "channels": info["channels"], "format": info["format"],
                 **md, "n_clips": len(r["lengths"]), "note": info.get("note", ""),
             }
         )  # fmt: skip
+    new_recs = pd.DataFrame(rows, columns=list(RECORDING_COLUMNS))
+    recs = pd.concat([old_recs, new_recs], ignore_index=True) if plan.n_rec_old else new_recs
+    return recording_dtypes(recs)
 
-    # tables, then the manifest -------------------------------------------------------------
-    clips = pd.concat([old_clips, new_clips], ignore_index=True) if old_clips is not None else new_clips
-    clips = clips.astype(_CLIP_DTYPES)
-    new_recs = pd.DataFrame(rec_rows, columns=list(RECORDING_COLUMNS))
-    recs = pd.concat([old_recs, new_recs], ignore_index=True) if n_rec_old else new_recs
-    recs = _recording_dtypes(recs)
-    write_table_atomic(coll.recordings_path, recs)
-    write_table_atomic(coll.clips_path, clips)
-    result.audio_s = float(recs["duration_s"].sum())
+
+def write_manifest(
+    coll: Collection,
+    old: dict[str, Any] | None,
+    plan: AppendPlan,
+    cfg: BuildConfig,
+    inputs: list[Path],
+    *,
+    audio_s: float,
+    n_sheets: int,
+    n_sprites: int,
+) -> dict[str, Any]:
+    """The manifest (written last: its presence means the collection is complete); returns it."""
     stamp = now_iso()
     stages = dict((old or {}).get("stages", {}))
     stages.update(clips=stamp, spectrograms=stamp, sprites=stamp, audio_sprites=stamp)
@@ -203,12 +317,12 @@ def assemble(
         **manifest_header(old),
         "config": cfg.to_dict(),
         "inputs": sorted({*(old or {}).get("inputs", []), *(str(p) for p in inputs)}),
-        "sources": sources_list,
+        "sources": plan.sources,
         "counts": {
-            "recordings": len(recs),
-            "clips": len(clips),
-            "audio_s": round(result.audio_s, 3),
-            "skipped": len(skipped_rows),
+            "recordings": plan.n_recordings,
+            "clips": plan.n_clips,
+            "audio_s": round(audio_s, 3),
+            "skipped": len(plan.skipped_rows),
             "sheets": n_sheets,
             "audio_sprites": n_sprites,
         },
@@ -218,34 +332,50 @@ def assemble(
         if old and key in old:
             manifest[key] = old[key]
     write_json_atomic(coll.manifest_path, manifest)
+    return manifest
 
 
-_CLIP_DTYPES = {
-    "clip_id": "int64",
-    "recording_id": "int64",
-    "start_s": "float64",
-    "end_s": "float64",
-    "fmin_hz": "float32",
-    "fmax_hz": "float32",
-    "sheet": "int32",
-    "cell": "int32",
-    "audio_sprite": "int32",
-    "audio_offset": "int64",
-    "audio_length": "int64",
-}
+# ---------------------------------------------------------------------------------------------
+# the step
 
 
-def _recording_dtypes(recs: Any) -> Any:
-    ints = ("recording_id", "size_bytes", "orig_sample_rate", "channels", "n_clips")
-    floats = ("duration_s", "lat", "lon")
-    for c in recs.columns:
-        if c in ints:
-            recs[c] = recs[c].astype("int64")
-        elif c in floats:
-            recs[c] = recs[c].astype("float64")
-        else:
-            recs[c] = recs[c].fillna("").astype(str)
-    return recs
+def assemble(
+    coll: Collection,
+    plan: AppendPlan,
+    *,
+    old: OldState,
+    config: BuildConfig,
+    resolver: MetadataResolver,
+    inputs: list[Path],
+    pool: TaskPool,
+    progress: Progress,
+    should_cancel: CancelCheck | None,
+) -> AssembleResult:
+    """Write skipped.csv, spectrograms.npy, sprite sheets, audio sprites, tables and the manifest (last).
+
+    With no usable recording at all only skipped.csv is written (no manifest: the next build tries again).
+    """
+    n_skipped = write_skipped(coll, plan)
+    base = dict(
+        recordings=plan.n_recordings, clips=plan.n_clips, new_recordings=len(plan.usable),
+        new_clips=plan.n_new_clips, skipped=list(plan.new_skipped), skipped_total=n_skipped, notes=list(plan.notes),
+    )  # fmt: skip
+    if plan.n_recordings == 0:
+        return AssembleResult(**base)
+    write_spectrograms(coll, plan, config, progress)
+    check_cancel(should_cancel)
+    per_rec = read_clip_rows(plan)
+    layout = plan_sprites(plan, per_rec, config)
+    n_sheets, n_sprites = write_sprites(
+        coll, plan, per_rec, layout, config, pool=pool, progress=progress, should_cancel=should_cancel
+    )
+    clips = clip_table(plan, per_rec, layout, old.clips, config)
+    recs = recording_table(plan, per_rec, old.recordings, resolver)
+    write_table_atomic(coll.recordings_path, recs)
+    write_table_atomic(coll.clips_path, clips)
+    audio_s = float(recs["duration_s"].sum())
+    write_manifest(coll, old.manifest, plan, config, inputs, audio_s=audio_s, n_sheets=n_sheets, n_sprites=n_sprites)
+    return AssembleResult(**base, audio_s=audio_s)
 
 
 def _draw_sheet(spec_path: str, a: int, b: int, out_path: str, cfg_dict: dict[str, Any]) -> None:

@@ -20,6 +20,13 @@ A collection is a folder::
       evaluation.json               written by ``python -m preprocess evaluate``
       labels.sqlite                 the user's classes (WAL); never rebuilt, never deleted by a build
       work/                         per-recording intermediate results that make builds resumable
+      sources/                      uploaded originals (the recording view streams them from there)
+      recording_tiles/rec_ID_SHA/   the recording view's cached tiles, info.json and audio.flac
+
+    COLLECTIONS/.uploads/           uploads being staged, beside the collections (see uploads.py)
+
+File names live in :mod:`preprocess.schema`; the :class:`Collection` accessors below are the only
+place that joins them into paths.
 
 Every file is written atomically (temporary file in the same folder, then ``os.replace``), and
 the manifest is written last, so a collection whose manifest exists is complete.
@@ -40,35 +47,40 @@ from typing import Any
 import numpy as np
 
 from .errors import CollectionError, NotFoundError, ParameterError
-
-SCHEMA_VERSION = 1
-
-MANIFEST = "manifest.json"
-RECORDINGS = "recordings.parquet"
-CLIPS = "clips.parquet"
-SKIPPED = "skipped.csv"
-SPECTROGRAMS = "spectrograms.npy"
-SPRITES_DIR = "sprites"
-AUDIO_DIR = "audio"
-FEATURES_DIR = "features"
-REDUCTIONS_DIR = "reductions"
-EVALUATION = "evaluation.json"
-LABELS_DB = "labels.sqlite"
-WORK_DIR = "work"
-
-#: Columns every clip table has (more may follow). Times in seconds of the source recording.
-CLIP_COLUMNS = (
-    "clip_id",  # int64, == row index
-    "recording_id",  # int64, row in recordings.parquet
-    "start_s",  # float64, start in the source recording
-    "end_s",  # float64, end in the source recording (may exceed duration when padded)
-    "fmin_hz",  # float32, event's lower frequency bound (fixed windows: config fmin)
-    "fmax_hz",  # float32, event's upper frequency bound (fixed windows: config fmax)
-    "sheet",  # int32, sprite sheet number (sprites/sheet_%05d.<ext>)
-    "cell",  # int32, row-major cell in that sheet
-    "audio_sprite",  # int32, audio sprite number (audio/sprite_%05d.flac)
-    "audio_offset",  # int64, first sample of the clip in that sprite
-    "audio_length",  # int64, number of samples of the clip
+from .schema import (  # noqa: F401  (re-exported: older callers import the names from here)
+    AUDIO_DIR,
+    AUDIO_SPRITE_PATTERN,
+    CLIP_COLUMNS,
+    CLIPS,
+    DIMS_PATTERN,
+    EVALUATION,
+    FEATURES_DIR,
+    FEATURES_FILE,
+    LABELS_DB,
+    MANIFEST,
+    MAP_FILE,
+    META_FILE,
+    MODEL_FILE,
+    PARTIAL_DIR,
+    RECORDING_AUDIO_FILE,
+    RECORDING_INFO_FILE,
+    RECORDING_TILE_PATTERN,
+    RECORDING_TILES_DIR,
+    RECORDING_TILES_PATTERN,
+    RECORDINGS,
+    REDUCTIONS_DIR,
+    SCHEMA_VERSION,
+    SHEET_PATTERN,
+    SKIPPED,
+    SOURCES_DIR,
+    SPECIES_FILE,
+    SPECTROGRAMS,
+    SPRITES_DIR,
+    UPLOADS_DIR,
+    WORK_AUDIO_SUFFIX,
+    WORK_DIR,
+    WORK_PATTERN,
+    WORK_SKIP_SUFFIX,
 )
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
@@ -164,7 +176,7 @@ class Collection:
         """Open an existing, complete collection (its manifest exists)."""
         root = Path(root)
         if not (root / MANIFEST).is_file():
-            raise NotFoundError(f"no collection at {root} (no {MANIFEST}); build one with: python -m preprocess build")
+            raise NotFoundError(f"no collection at {root} (no {MANIFEST})")
         return cls(root)
 
     @property
@@ -212,18 +224,91 @@ class Collection:
     def evaluation_path(self) -> Path:
         return self.root / EVALUATION
 
+    @property
+    def sources_dir(self) -> Path:
+        """Uploaded originals, kept so the recording view can stream them."""
+        return self.root / SOURCES_DIR
+
+    @property
+    def recording_tiles_root(self) -> Path:
+        return self.root / RECORDING_TILES_DIR
+
+    def exists(self) -> bool:
+        """Whether the collection is complete (its manifest, written last, exists)."""
+        return self.manifest_path.is_file()
+
     def sheet_path(self, sheet: int, ext: str | None = None) -> Path:
         ext = ext or self.manifest().get("config", {}).get("tile_format", "jpg")
-        return self.sprites_dir / f"sheet_{int(sheet):05d}.{ext}"
+        return self.sprites_dir / SHEET_PATTERN.format(int(sheet), ext)
 
     def audio_sprite_path(self, sprite: int) -> Path:
-        return self.audio_dir / f"sprite_{int(sprite):05d}.flac"
+        return self.audio_dir / AUDIO_SPRITE_PATTERN.format(int(sprite))
+
+    # work/ (scratch of a build) ----------------------------------------------------------------
+    def work_file(self, key: str) -> Path:
+        """A recording's work file (``.npz``: spectrograms, clip times, the summary) for its work ``key``."""
+        return self.work_dir / WORK_PATTERN.format(key)
+
+    # features/NAME/ ------------------------------------------------------------------------------
+    @property
+    def features_root(self) -> Path:
+        return self.root / FEATURES_DIR
 
     def features_dir(self, name: str) -> Path:
-        return self.root / FEATURES_DIR / check_name(name, what="feature set")
+        return self.features_root / check_name(name, what="feature set")
+
+    def features_path(self, name: str) -> Path:
+        """float32 [n_clips, D] ``.npy`` of feature set ``name``."""
+        return self.features_dir(name) / FEATURES_FILE
+
+    def features_meta_path(self, name: str) -> Path:
+        return self.features_dir(name) / META_FILE
+
+    def features_partial_dir(self, name: str) -> Path:
+        """Where an unfinished feature run keeps its finished batches (resumable)."""
+        return self.features_dir(name) / PARTIAL_DIR
+
+    def species_path(self, name: str = "birdnet") -> Path:
+        """Per-clip species table of a classifier feature set (BirdNET)."""
+        return self.features_dir(name) / SPECIES_FILE
+
+    # reductions/KEY/ -----------------------------------------------------------------------------
+    @property
+    def reductions_root(self) -> Path:
+        return self.root / REDUCTIONS_DIR
 
     def reduction_dir(self, key: str) -> Path:
-        return self.root / REDUCTIONS_DIR / check_name(key, what="reduction")
+        return self.reductions_root / check_name(key, what="reduction")
+
+    def reduced_path(self, key: str, dims: int) -> Path:
+        """float32 [n_clips, dims] ``.npy`` of reduction ``key`` (the clustering spaces)."""
+        return self.reduction_dir(key) / DIMS_PATTERN.format(int(dims))
+
+    def map_path(self, key: str) -> Path:
+        """float32 [n_clips, 2] ``.npy``: the display map of reduction ``key``."""
+        return self.reduction_dir(key) / MAP_FILE
+
+    def reduction_meta_path(self, key: str) -> Path:
+        return self.reduction_dir(key) / META_FILE
+
+    def reduction_model_path(self, key: str) -> Path:
+        """The fitted scalers/PCA/UMAPs (pickle) that place new clips on reduction ``key``."""
+        return self.reduction_dir(key) / MODEL_FILE
+
+    # recording_tiles/ ----------------------------------------------------------------------------
+    def recording_tiles_dir(self, recording_id: int, sha1: str | None) -> Path:
+        """The recording view's cache folder of one recording (keyed by id and content)."""
+        name = RECORDING_TILES_PATTERN.format(int(recording_id), str(sha1 or "x")[:12])
+        return self.recording_tiles_root / name
+
+    def recording_info_path(self, recording_id: int, sha1: str | None) -> Path:
+        return self.recording_tiles_dir(recording_id, sha1) / RECORDING_INFO_FILE
+
+    def recording_tile_path(self, recording_id: int, sha1: str | None, tile_s: int, index: int) -> Path:
+        return self.recording_tiles_dir(recording_id, sha1) / RECORDING_TILE_PATTERN.format(int(tile_s), int(index))
+
+    def recording_audio_path(self, recording_id: int, sha1: str | None) -> Path:
+        return self.recording_tiles_dir(recording_id, sha1) / RECORDING_AUDIO_FILE
 
     # reads ---------------------------------------------------------------------------------
     def manifest(self) -> dict[str, Any]:
@@ -249,22 +334,22 @@ class Collection:
     def spectrograms(self) -> np.ndarray:
         """uint8 [n_clips, n_mels, n_frames], memory-mapped."""
         if not self.spectrograms_path.is_file():
-            raise CollectionError(f"{self.root} has no spectrograms: run python -m preprocess build first")
+            raise CollectionError(f"{self.root} has no spectrograms: build it first")
         return np.load(self.spectrograms_path, mmap_mode="r")
 
     def n_clips(self) -> int:
         return int(self.manifest().get("counts", {}).get("clips", 0))
 
     def feature_sets(self) -> list[str]:
-        d = self.root / FEATURES_DIR
+        d = self.features_root
         if not d.is_dir():
             return []
-        return sorted(p.name for p in d.iterdir() if (p / "features.npy").is_file() and (p / "meta.json").is_file())
+        return sorted(p.name for p in d.iterdir() if (p / FEATURES_FILE).is_file() and (p / META_FILE).is_file())
 
     def features(self, name: str, *, mmap: bool = True) -> np.ndarray:
         """float32 [n_clips, D] of feature set ``name``."""
-        path = self.features_dir(name) / "features.npy"
-        if not path.is_file() or not (path.parent / "meta.json").is_file():
+        path = self.features_path(name)
+        if not path.is_file() or not self.features_meta_path(name).is_file():
             raise NotFoundError(
                 f"feature set {name!r} not found; available: {', '.join(self.feature_sets()) or 'none'}"
             )
@@ -272,16 +357,16 @@ class Collection:
 
     def features_meta(self, name: str) -> dict[str, Any]:
         self.features(name)
-        return json.loads((self.features_dir(name) / "meta.json").read_text())
+        return json.loads(self.features_meta_path(name).read_text())
 
     def reductions(self) -> list[str]:
-        d = self.root / REDUCTIONS_DIR
+        d = self.reductions_root
         if not d.is_dir():
             return []
-        return sorted(p.name for p in d.iterdir() if (p / "meta.json").is_file())
+        return sorted(p.name for p in d.iterdir() if (p / META_FILE).is_file())
 
     def reduction_meta(self, key: str) -> dict[str, Any]:
-        path = self.reduction_dir(key) / "meta.json"
+        path = self.reduction_meta_path(key)
         if not path.is_file():
             raise NotFoundError(f"reduction {key!r} not found; available: {', '.join(self.reductions()) or 'none'}")
         return json.loads(path.read_text())
@@ -289,14 +374,14 @@ class Collection:
     def reduced(self, key: str, dims: int) -> np.ndarray:
         """float32 [n_clips, dims] of reduction ``key`` (dims=2 display map is ``map_2d``)."""
         meta = self.reduction_meta(key)
-        path = self.reduction_dir(key) / f"dims_{int(dims)}.npy"
+        path = self.reduced_path(key, dims)
         if not path.is_file():
             raise NotFoundError(f"reduction {key!r} has no {dims}-d coordinates; available dims: {meta.get('dims')}")
         return np.load(path)
 
     def display_map(self, key: str) -> np.ndarray:
         self.reduction_meta(key)
-        return np.load(self.reduction_dir(key) / "map_2d.npy")
+        return np.load(self.map_path(key))
 
     def summary(self) -> dict[str, Any]:
         m = self.manifest()
@@ -306,3 +391,18 @@ class Collection:
             "feature_sets": self.feature_sets(),
             "reductions": self.reductions(),
         }
+
+
+def uploads_root(collections_root: Path | str) -> Path:
+    """``COLLECTIONS/.uploads``: where uploads are staged, beside the collections (not inside one)."""
+    return Path(collections_root) / UPLOADS_DIR
+
+
+def work_audio_path(work_file: Path | str) -> Path:
+    """The clip audio (int16, concatenated) saved beside a recording's work file."""
+    return Path(work_file).with_suffix(WORK_AUDIO_SUFFIX)
+
+
+def work_skip_path(work_file: Path | str) -> Path:
+    """Why a recording was skipped, saved beside where its work file would be."""
+    return Path(work_file).with_suffix(WORK_SKIP_SUFFIX)

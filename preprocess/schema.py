@@ -1,0 +1,129 @@
+"""The collection format's schema: file names, table columns and dtypes, the manifest header.
+
+Only :mod:`preprocess.collection` (the store) turns these names into paths; everything else asks the
+store. See docs/ARCHITECTURE.md, "Collection format", for what each file holds.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from . import __version__
+from .metadata import METADATA_COLUMNS
+
+SCHEMA_VERSION = 1
+
+# file and folder names inside COLLECTION/ ------------------------------------------------------
+MANIFEST = "manifest.json"
+RECORDINGS = "recordings.parquet"
+CLIPS = "clips.parquet"
+SKIPPED = "skipped.csv"
+SPECTROGRAMS = "spectrograms.npy"
+SPRITES_DIR = "sprites"
+SHEET_PATTERN = "sheet_{:05d}.{}"  # sprite sheet number, image extension
+AUDIO_DIR = "audio"
+AUDIO_SPRITE_PATTERN = "sprite_{:05d}.flac"  # audio sprite number
+FEATURES_DIR = "features"
+FEATURES_FILE = "features.npy"
+META_FILE = "meta.json"
+PARTIAL_DIR = "partial"
+SPECIES_FILE = "species.parquet"
+REDUCTIONS_DIR = "reductions"
+DIMS_PATTERN = "dims_{}.npy"  # number of dimensions
+MAP_FILE = "map_2d.npy"
+MODEL_FILE = "model.pkl"
+EVALUATION = "evaluation.json"
+LABELS_DB = "labels.sqlite"
+WORK_DIR = "work"
+WORK_PATTERN = "rec_{}.npz"  # work key
+WORK_AUDIO_SUFFIX = ".audio.npy"
+WORK_SKIP_SUFFIX = ".skip.json"
+SOURCES_DIR = "sources"
+RECORDING_TILES_DIR = "recording_tiles"
+RECORDING_TILES_PATTERN = "rec_{}_{}"  # recording id, first 12 hex digits of the sha1
+RECORDING_INFO_FILE = "info.json"
+RECORDING_TILE_PATTERN = "z{}_{:05d}.jpg"  # seconds per tile, tile index
+RECORDING_AUDIO_FILE = "audio.flac"
+# beside the collections (COLLECTIONS/.uploads), not inside one
+UPLOADS_DIR = ".uploads"
+
+# tables ---------------------------------------------------------------------------------------
+#: Columns every clip table has (more may follow). Times in seconds of the source recording.
+CLIP_COLUMNS = (
+    "clip_id",  # int64, == row index
+    "recording_id",  # int64, row in recordings.parquet
+    "start_s",  # float64, start in the source recording
+    "end_s",  # float64, end in the source recording (may exceed duration when padded)
+    "fmin_hz",  # float32, event's lower frequency bound (fixed windows: config fmin)
+    "fmax_hz",  # float32, event's upper frequency bound (fixed windows: config fmax)
+    "sheet",  # int32, sprite sheet number (sprites/sheet_%05d.<ext>)
+    "cell",  # int32, row-major cell in that sheet
+    "audio_sprite",  # int32, audio sprite number (audio/sprite_%05d.flac)
+    "audio_offset",  # int64, first sample of the clip in that sprite
+    "audio_length",  # int64, number of samples of the clip
+)
+
+CLIP_DTYPES = {
+    "clip_id": "int64",
+    "recording_id": "int64",
+    "start_s": "float64",
+    "end_s": "float64",
+    "fmin_hz": "float32",
+    "fmax_hz": "float32",
+    "sheet": "int32",
+    "cell": "int32",
+    "audio_sprite": "int32",
+    "audio_offset": "int64",
+    "audio_length": "int64",
+}
+
+#: Columns of recordings.parquet, in order.
+RECORDING_COLUMNS = (
+    "recording_id",
+    "path",
+    "file_name",
+    "sha1",
+    "size_bytes",
+    "duration_s",
+    "orig_sample_rate",
+    "channels",
+    "format",
+    *METADATA_COLUMNS,
+    "n_clips",
+    "note",
+)
+
+RECORDING_INT_COLUMNS = ("recording_id", "size_bytes", "orig_sample_rate", "channels", "n_clips")
+RECORDING_FLOAT_COLUMNS = ("duration_s", "lat", "lon")
+
+#: Columns of skipped.csv.
+SKIPPED_COLUMNS = ("path", "reason")
+
+
+def recording_dtypes(recs: Any) -> Any:
+    """Cast a recordings DataFrame to the schema's dtypes in place (ints, floats, the rest str); returns it."""
+    for c in recs.columns:
+        if c in RECORDING_INT_COLUMNS:
+            recs[c] = recs[c].astype("int64")
+        elif c in RECORDING_FLOAT_COLUMNS:
+            recs[c] = recs[c].astype("float64")
+        else:
+            recs[c] = recs[c].fillna("").astype(str)
+    return recs
+
+
+# the manifest ---------------------------------------------------------------------------------
+def now_iso() -> str:
+    """The current UTC time, to the second, as ISO 8601 (the manifest's stamps)."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def manifest_header(old: dict[str, Any] | None) -> dict[str, Any]:
+    """The manifest's first keys: schema and tool version, created (kept from ``old``), updated (now)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool_version": __version__,
+        "created": (old or {}).get("created") or now_iso(),
+        "updated": now_iso(),
+    }
