@@ -144,7 +144,7 @@ def read_old(coll: Collection) -> OldState:
 
 
 def write_skipped(coll: Collection, plan: AppendPlan) -> int:
-    """skipped.csv; returns its number of rows."""
+    """The skipped table (``skipped_path``); returns its number of rows."""
     import pandas as pd
 
     write_table_atomic(coll.skipped_path, pd.DataFrame(plan.skipped_rows, columns=list(SKIPPED_COLUMNS)))
@@ -152,7 +152,7 @@ def write_skipped(coll: Collection, plan: AppendPlan) -> int:
 
 
 def write_spectrograms(coll: Collection, plan: AppendPlan, cfg: BuildConfig, progress: Progress) -> tuple[int, ...]:
-    """spectrograms.npy: old rows copied, new rows appended; returns its shape."""
+    """The spectrograms (``spectrograms_path``): old rows copied, new rows appended; returns its shape."""
     shape = (plan.n_clips, cfg.n_mels, cfg.n_frames)
     n_old, usable = plan.n_clip_old, plan.usable
     progress("spectrograms", 0, len(usable), "")
@@ -351,7 +351,7 @@ def assemble(
     progress: Progress,
     should_cancel: CancelCheck | None,
 ) -> AssembleResult:
-    """Write skipped.csv, spectrograms.npy, sprite sheets, audio sprites, tables and the manifest (last).
+    """Write the skipped table, spectrograms, sprite sheets, audio sprites, tables and the manifest (last).
 
     With no usable recording at all only skipped.csv is written (no manifest: the next build tries again).
     """
@@ -379,7 +379,7 @@ def assemble(
 
 
 def _draw_sheet(spec_path: str, a: int, b: int, out_path: str, cfg_dict: dict[str, Any]) -> None:
-    """Pool task: draw clips ``[a, b)`` of spectrograms.npy as one sprite sheet."""
+    """Pool task: draw clips ``[a, b)`` of the spectrograms file as one sprite sheet."""
     from .sprites import render_tiles, write_sheet
 
     cfg = BuildConfig.from_dict(cfg_dict)

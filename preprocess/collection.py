@@ -57,11 +57,16 @@ from .schema import (  # noqa: F401  (re-exported: older callers import the name
     FEATURES_DIR,
     FEATURES_FILE,
     LABELS_DB,
+    LOCK_PATTERN,
+    LOCKS_DIR,
     MANIFEST,
     MAP_FILE,
     META_FILE,
     MODEL_FILE,
+    PARTIAL_CHUNK_GLOB,
+    PARTIAL_CHUNK_PATTERN,
     PARTIAL_DIR,
+    PARTIAL_META_FILE,
     RECORDING_AUDIO_FILE,
     RECORDING_INFO_FILE,
     RECORDING_TILE_PATTERN,
@@ -73,9 +78,14 @@ from .schema import (  # noqa: F401  (re-exported: older callers import the name
     SHEET_PATTERN,
     SKIPPED,
     SOURCES_DIR,
+    SOURCES_METADATA_DIR,
     SPECIES_FILE,
     SPECTROGRAMS,
     SPRITES_DIR,
+    UPLOAD_DATA_FILE,
+    UPLOAD_META_FILE,
+    UPLOAD_PART_FILE,
+    UPLOAD_UNZIPPED_DIR,
     UPLOADS_DIR,
     WORK_AUDIO_SUFFIX,
     WORK_DIR,
@@ -229,6 +239,10 @@ class Collection:
         """Uploaded originals, kept so the recording view can stream them."""
         return self.root / SOURCES_DIR
 
+    def sources_metadata_dir(self, batch: str) -> Path:
+        """Where one upload batch's metadata files (labels CSV, xeno-canto JSON) go; the build does not look there."""
+        return self.sources_dir / SOURCES_METADATA_DIR / batch
+
     @property
     def recording_tiles_root(self) -> Path:
         return self.root / RECORDING_TILES_DIR
@@ -268,6 +282,18 @@ class Collection:
         """Where an unfinished feature run keeps its finished batches (resumable)."""
         return self.features_dir(name) / PARTIAL_DIR
 
+    def features_partial_meta_path(self, name: str) -> Path:
+        """What the unfinished run was (signature, first row): a different one makes the chunks stale."""
+        return self.features_partial_dir(name) / PARTIAL_META_FILE
+
+    def features_chunk_path(self, name: str, first_row: int) -> Path:
+        """One finished batch of an unfinished feature run, starting at row ``first_row``."""
+        return self.features_partial_dir(name) / PARTIAL_CHUNK_PATTERN.format(int(first_row))
+
+    def features_chunks(self, name: str) -> list[Path]:
+        """The unfinished run's batches, by first row."""
+        return sorted(self.features_partial_dir(name).glob(PARTIAL_CHUNK_GLOB))
+
     def species_path(self, name: str = "birdnet") -> Path:
         """Per-clip species table of a classifier feature set (BirdNET)."""
         return self.features_dir(name) / SPECIES_FILE
@@ -287,6 +313,13 @@ class Collection:
     def map_path(self, key: str) -> Path:
         """float32 [n_clips, 2] ``.npy``: the display map of reduction ``key``."""
         return self.reduction_dir(key) / MAP_FILE
+
+    def coords_path(self, key: str, dims: int) -> Path:
+        """The ``dims``-d coordinates of reduction ``key``; for 2 the display map when no 2-d clustering space exists."""
+        path = self.reduced_path(key, dims)
+        if int(dims) == 2 and not path.is_file():
+            return self.map_path(key)
+        return path
 
     def reduction_meta_path(self, key: str) -> Path:
         return self.reduction_dir(key) / META_FILE
@@ -396,6 +429,41 @@ class Collection:
 def uploads_root(collections_root: Path | str) -> Path:
     """``COLLECTIONS/.uploads``: where uploads are staged, beside the collections (not inside one)."""
     return Path(collections_root) / UPLOADS_DIR
+
+
+def upload_dir(collections_root: Path | str, upload_id: str) -> Path:
+    """One upload's staging folder (``upload_id`` must already be checked)."""
+    return uploads_root(collections_root) / upload_id
+
+
+def upload_meta_path(upload_folder: Path) -> Path:
+    """An upload's bookkeeping (names, declared size, kind, owner, times)."""
+    return upload_folder / UPLOAD_META_FILE
+
+
+def upload_part_path(upload_folder: Path) -> Path:
+    """The bytes of an upload received so far."""
+    return upload_folder / UPLOAD_PART_FILE
+
+
+def upload_data_path(upload_folder: Path) -> Path:
+    """The complete uploaded file (renamed from the part file when the last byte arrives)."""
+    return upload_folder / UPLOAD_DATA_FILE
+
+
+def upload_unzipped_dir(upload_folder: Path) -> Path:
+    """Members of an uploaded zip, extracted under safe names."""
+    return upload_folder / UPLOAD_UNZIPPED_DIR
+
+
+def ingest_lock_path(collections_root: Path | str, name: str) -> Path:
+    """The lock file that keeps ingests into collection ``name`` one at a time."""
+    return uploads_root(collections_root) / LOCKS_DIR / LOCK_PATTERN.format(name)
+
+
+def as_collection(collection: Collection | Path | str) -> Collection:
+    """Compatibility for callers that still pass a path: open it (a :class:`Collection` passes through)."""
+    return collection if isinstance(collection, Collection) else Collection.open(collection)
 
 
 def work_audio_path(work_file: Path | str) -> Path:

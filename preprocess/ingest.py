@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from .collection import Collection, check_name
+from .collection import Collection, check_name, ingest_lock_path
 from .config import BuildConfig
 from .errors import Cancelled, CollectionError, MissingDependencyError, ParameterError, SonomapError
 from .progress import CancelCheck, Progress, check_cancel, no_progress
-from .uploads import UPLOADS_DIR, StagedBatch, new_batch_name, place_file, sources_dir
+from .uploads import StagedBatch, new_batch_name, place_file, sources_dir
 
 #: Feature sets computed for a collection created from the browser (first one available wins).
 DEFAULT_FEATURES = ("birdnet", "acoustic")
@@ -117,7 +117,7 @@ def ingest(
         sources = sources_dir(root)
         # originals go straight into sources/ (a folder around them would become their label), under names no
         # earlier build used; metadata files into a hidden folder the build does not look into
-        meta_dir = sources / ".metadata" / new_batch_name()
+        meta_dir = Collection(root).sources_metadata_dir(new_batch_name())
         labels_csv, xc_json = _place_metadata(meta_files, meta_dir, root_all, result)
         taken = _known_paths(root)
         feature_names: list[str] | None = None if create else Collection.open(root).feature_sets()
@@ -163,7 +163,7 @@ def ingest(
         finally:
             _tidy(root, created=create)
 
-        if not (root / "manifest.json").is_file():
+        if not Collection(root).exists():
             return result  # nothing usable: the new collection was removed again
         coll = Collection.open(root)
         result.n_clips = coll.n_clips()
@@ -316,22 +316,22 @@ def _place_metadata(
 
 def _tidy(root: Path, *, created: bool) -> None:
     """Remove a new collection that got nothing usable (nothing half-made stays behind)."""
-    if created and not (root / "manifest.json").is_file():
+    if created and not Collection(root).exists():
         shutil.rmtree(root, ignore_errors=True)
 
 
 def _known_paths(root: Path) -> set[str]:
     """Relative paths (lower case) the collection's builds have seen: new files must not reuse them."""
-    if not (root / "manifest.json").is_file():
+    if not Collection(root).exists():
         return set()
     return {str(s.get("path", "")).lower() for s in Collection(root).manifest().get("sources", [])}
 
 
 @contextmanager
 def _collection_lock(root_all: Path, name: str) -> Iterator[None]:
-    locks = root_all / UPLOADS_DIR / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"{name}.lock", "w") as fh:
+    lock = ingest_lock_path(root_all, name)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -10,7 +10,7 @@ chains the build's seams, each its own module:
    log-mel spectrograms, clip audio), saved under ``work/`` first, so a build killed with ``kill -9``
    resumes from there. Output does not depend on the pool size.
 4. :mod:`preprocess.assemble`: a pure plan of what to append, then writers in path order:
-   skipped.csv, spectrograms.npy, sprite sheets, audio sprites, tables, and the manifest last.
+   skipped files, spectrograms, sprite sheets, audio sprites, tables, and the manifest last.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ top). Only the tile's range is decoded (a seek, then ``tile_s`` plus a few ms of
 costs no more per tile than a minute. Brightness uses one reference level per recording (estimated
 once from a few short windows spread over it) so neighbouring tiles match. Tiles are cached::
 
-    COLLECTION/recording_tiles/rec_<recording_id>_<sha1[:12]>/info.json       reference level, duration
-    COLLECTION/recording_tiles/rec_<recording_id>_<sha1[:12]>/z<tile_s>_<index>.jpg
+    Collection.recording_info_path(id, sha1)              reference level, duration
+    Collection.recording_tile_path(id, sha1, tile_s, i)   one tile (JPEG)
+    Collection.recording_audio_path(id, sha1)             the original re-encoded for the browser (FLAC)
 
 Times are seconds of the original recording; tile ``i`` at zoom ``tile_s`` covers
 ``[i * tile_s, (i + 1) * tile_s)``, and pixel column ``x`` is at ``i * tile_s + (x + 0.5) * tile_s / width``
@@ -31,7 +32,6 @@ from .collection import Collection, atomic_path, write_json_atomic
 from .config import BuildConfig
 from .errors import AudioError, NotFoundError, ParameterError
 
-TILES_DIR = "recording_tiles"
 #: seconds per tile at each zoom level the browser may ask for
 TILE_S_CHOICES = (5, 10, 30, 60, 300)
 TILE_W_PX = 1000
@@ -258,14 +258,10 @@ def _frames_audio(path: Path, start_s: float, tile_s: float, cfg: BuildConfig) -
 # tiles
 
 
-def tiles_dir(collection: Collection, row: dict[str, Any]) -> Path:
-    return collection.root / TILES_DIR / f"rec_{int(row['recording_id'])}_{str(row.get('sha1') or 'x')[:12]}"
-
-
 def reference_db(collection: Collection, recording_id: int) -> float:
     """The recording's brightness reference (dB re full scale power), computed once and cached."""
     row = recording_row(collection, recording_id)
-    cache = tiles_dir(collection, row) / "info.json"
+    cache = collection.recording_info_path(int(row["recording_id"]), row.get("sha1"))
     try:
         info = json.loads(cache.read_text())
         if info.get("render_version") == RENDER_VERSION:
@@ -330,7 +326,7 @@ def tile_path(collection: Collection, recording_id: int, index: int, *, tile_s: 
     index = _as_int(index, "tile index")
     if not 0 <= index < n_tiles:
         raise NotFoundError(f"tile {index} is outside the recording (tiles 0-{n_tiles - 1} at {tile_s} s per tile)")
-    out = tiles_dir(collection, row) / f"z{tile_s}_{index:05d}.jpg"
+    out = collection.recording_tile_path(int(row["recording_id"]), row.get("sha1"), tile_s, index)
     if out.is_file():
         return out
     cfg = BuildConfig.from_dict(collection.manifest()["config"])
@@ -375,7 +371,7 @@ def playable_audio(collection: Collection, recording_id: int) -> tuple[Path, str
     fmt = str(row.get("format") or "")
     if fmt in BROWSER_FORMATS:
         return path, BROWSER_FORMATS[fmt]
-    out = tiles_dir(collection, row) / "audio.flac"
+    out = collection.recording_audio_path(int(row["recording_id"]), row.get("sha1"))
     if not out.is_file():
         import soundfile as sf
 

@@ -2,10 +2,12 @@
 
 ``reduce_collection`` writes ``reductions/KEY/`` (KEY = feature names joined with ``+``)::
 
-    dims_D.npy   float32 [n_clips, D] for each D in ``dims`` (UMAP with ``min_dist``, for clustering)
-    map_2d.npy   float32 [n_clips, 2], the display map (UMAP 2-d with ``display_min_dist``)
-    model.pkl    scalers, PCA and the fitted UMAPs: :func:`transform_new` places new clips with it
-    meta.json    features, dims, params, time_s, n_clips, fingerprints of the feature sets (written last)
+    reduced_path(KEY, D)       float32 [n_clips, D] for each D in ``dims`` (UMAP with ``min_dist``, for clustering)
+    map_path(KEY)              float32 [n_clips, 2], the display map (UMAP 2-d with ``display_min_dist``)
+    reduction_model_path(KEY)  scalers, PCA and the fitted UMAPs: :func:`transform_new` places new clips with it
+    reduction_meta_path(KEY)   features, dims, params, time_s, n_clips, fingerprints of the feature sets (last)
+
+(the store's accessors; file names in :mod:`preprocess.schema`)
 
 Each feature set is standardised, then scaled by 1/sqrt(its dimension) so that two concatenated sets
 weigh the same whatever their sizes. PCA uses ``svd_solver="covariance_eigh"`` (5x faster than the
@@ -30,14 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from .collection import Collection, atomic_path, check_name, save_npy_atomic, write_json_atomic
+from .collection import Collection, as_collection, atomic_path, check_name, save_npy_atomic, write_json_atomic
 from .errors import CollectionError, ParameterError
 from .progress import CancelCheck, Progress, check_cancel, no_progress
+from .schema import MODEL_DIMS_KEY, MODEL_MAP_KEY
 
 DEFAULT_DIMS = (2, 4, 8, 16)
 MAX_PCA_COMPONENTS = 50
 METRICS = ("euclidean", "cosine", "manhattan", "correlation")
-MODEL_FILE = "model.pkl"
 #: Up to this many clips the kNN graph is exact (scikit-learn, no numba compile); above, pynndescent.
 EXACT_KNN_MAX_CLIPS = 20_000
 
@@ -146,8 +148,7 @@ def reduce_collection(
         0.5 spreads each group so its points can be told apart and hovered one by one).
         ``n_neighbors=None`` picks :func:`auto_n_neighbors` from the number of clips.
     """
-    if not isinstance(collection, Collection):
-        collection = Collection.open(collection)
+    collection = as_collection(collection)
     progress = progress or no_progress
     features, dims = _validate(features, dims, n_neighbors, min_dist, metric)
     _validate(features, dims, n_neighbors, display_min_dist, metric)
@@ -163,14 +164,14 @@ def reduce_collection(
         "random_state": random_state,
     }
 
-    old = _read_meta(out_dir)
+    old = _read_meta(collection.reduction_meta_path(key))
     if (
         not refit
         and old is not None
         and old.get("params") == params
         and old.get("dims") == dims
         and old.get("fingerprints") == fingerprints
-        and (out_dir / MODEL_FILE).is_file()
+        and collection.reduction_model_path(key).is_file()
     ):
         old_n = int(old.get("n_clips", 0))
         if old_n == n:
@@ -208,9 +209,11 @@ def reduce_collection(
     n_neighbors = n_neighbors or auto_n_neighbors(n)
     knn = _exact_knn(Y, n_neighbors=n_neighbors, metric=metric) if n <= EXACT_KNN_MAX_CLIPS else None
     exact = knn is not None
-    jobs = [(f"dims_{d}", d, float(min_dist)) for d in dims] + [("map_2d", 2, float(display_min_dist))]
+    jobs = [(MODEL_DIMS_KEY.format(d), d, float(min_dist)) for d in dims] + [
+        (MODEL_MAP_KEY, 2, float(display_min_dist))
+    ]
     for i, (name, d, md) in enumerate(jobs):
-        progress("reduce", i + 1, steps, f"UMAP {d}-d" + (" (display)" if name == "map_2d" else ""))
+        progress("reduce", i + 1, steps, f"UMAP {d}-d" + (" (display)" if name == MODEL_MAP_KEY else ""))
         umap_model = _fit_umap(
             Y, n_components=d, n_neighbors=n_neighbors, min_dist=md, metric=metric, knn=knn, rs=random_state
         )
@@ -225,9 +228,10 @@ def reduce_collection(
         coords[name] = np.asarray(umap_model.embedding_, dtype=np.float32)
         check_cancel(should_cancel)
 
-    for name, arr in coords.items():
-        save_npy_atomic(out_dir / f"{name}.npy", arr)
-    with atomic_path(out_dir / MODEL_FILE) as tmp:
+    for d in dims:
+        save_npy_atomic(collection.reduced_path(key, d), coords[MODEL_DIMS_KEY.format(d)])
+    save_npy_atomic(collection.map_path(key), coords[MODEL_MAP_KEY])
+    with atomic_path(collection.reduction_model_path(key)) as tmp:
         with open(tmp, "wb") as f:
             pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
     meta = {
@@ -243,7 +247,7 @@ def reduce_collection(
         "fingerprints": fingerprints,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    write_json_atomic(out_dir / "meta.json", meta)
+    write_json_atomic(collection.reduction_meta_path(key), meta)
     progress("reduce", steps, steps, "done")
     return out_dir
 
@@ -301,23 +305,23 @@ def _extend(
     check_cancel(should_cancel)
     new_dims, new_map = transform_new(collection, key, X_new)
     for d, arr in new_dims.items():
-        old = np.load(out_dir / f"dims_{d}.npy")[:old_n]
-        save_npy_atomic(out_dir / f"dims_{d}.npy", np.concatenate([old, arr]))
-    old = np.load(out_dir / "map_2d.npy")[:old_n]
-    save_npy_atomic(out_dir / "map_2d.npy", np.concatenate([old, new_map]))
+        old = np.load(collection.reduced_path(key, d))[:old_n]
+        save_npy_atomic(collection.reduced_path(key, d), np.concatenate([old, arr]))
+    old = np.load(collection.map_path(key))[:old_n]
+    save_npy_atomic(collection.map_path(key), np.concatenate([old, new_map]))
     meta = dict(meta, n_clips=n, time_s=round(float(meta.get("time_s", 0)) + time.perf_counter() - t0, 3))
     meta["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
-    write_json_atomic(out_dir / "meta.json", meta)
+    write_json_atomic(collection.reduction_meta_path(key), meta)
     progress("reduce", 1, 1, "done")
     return out_dir
 
 
 def load_model(collection: Collection, key: str) -> dict[str, Any]:
     """The pickled scalers/PCA/UMAPs of reduction ``key``."""
-    path = collection.reduction_dir(key) / MODEL_FILE
+    path = collection.reduction_model_path(key)
     collection.reduction_meta(key)
     if not path.is_file():
-        raise CollectionError(f"reduction {key!r} has no {MODEL_FILE}; run python -m preprocess reduce again")
+        raise CollectionError(f"reduction {key!r} has no fitted model ({path.name}); compute the reduction again")
     with open(path, "rb") as f:
         return pickle.load(f)
 
@@ -328,10 +332,9 @@ def transform_new(
     """Place new clips with the fitted reduction ``key`` without moving old ones.
 
     ``X_new`` is ``{feature name: float32 [m, D_name]}`` or, for a single feature set, its array.
-    Returns ``({D: float32 [m, D]}, map_2d float32 [m, 2])``.
+    Returns ``({D: float32 [m, D]}, display map float32 [m, 2])``.
     """
-    if not isinstance(collection, Collection):
-        collection = Collection.open(collection)
+    collection = as_collection(collection)
     model = load_model(collection, key)
     if not isinstance(X_new, dict):
         if len(model["features"]) != 1:
@@ -342,24 +345,24 @@ def transform_new(
         return {
             int(n.split("_")[1]): np.zeros((0, int(n.split("_")[1])), np.float32)
             for n in model["umaps"]
-            if n != "map_2d"
+            if n != MODEL_MAP_KEY
         }, np.zeros((0, 2), np.float32)
     Y = _prepare(model, X_new)
     out: dict[int, np.ndarray] = {}
-    map_2d = None
+    display = None
     for name, umap_model in model["umaps"].items():
         coords = np.asarray(umap_model.transform(Y), dtype=np.float32)
-        if name == "map_2d":
-            map_2d = coords
+        if name == MODEL_MAP_KEY:
+            display = coords
         else:
             out[int(name.split("_")[1])] = coords
-    return out, map_2d
+    return out, display
 
 
-def _read_meta(out_dir: Path) -> dict[str, Any] | None:
+def _read_meta(path: Path) -> dict[str, Any] | None:
     import json
 
     try:
-        return json.loads((out_dir / "meta.json").read_text())
+        return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None

@@ -28,11 +28,16 @@ FEATURES_DIR = "features"
 FEATURES_FILE = "features.npy"
 META_FILE = "meta.json"
 PARTIAL_DIR = "partial"
+PARTIAL_META_FILE = "partial.json"
+PARTIAL_CHUNK_PATTERN = "chunk_{:09d}.npz"  # first row of the chunk
+PARTIAL_CHUNK_GLOB = "chunk_*.npz"
 SPECIES_FILE = "species.parquet"
 REDUCTIONS_DIR = "reductions"
 DIMS_PATTERN = "dims_{}.npy"  # number of dimensions
 MAP_FILE = "map_2d.npy"
 MODEL_FILE = "model.pkl"
+MODEL_DIMS_KEY = "dims_{}"  # key of a clustering-space UMAP inside model.pkl
+MODEL_MAP_KEY = "map_2d"  # key of the display map's UMAP inside model.pkl
 EVALUATION = "evaluation.json"
 LABELS_DB = "labels.sqlite"
 WORK_DIR = "work"
@@ -45,8 +50,15 @@ RECORDING_TILES_PATTERN = "rec_{}_{}"  # recording id, first 12 hex digits of th
 RECORDING_INFO_FILE = "info.json"
 RECORDING_TILE_PATTERN = "z{}_{:05d}.jpg"  # seconds per tile, tile index
 RECORDING_AUDIO_FILE = "audio.flac"
+SOURCES_METADATA_DIR = ".metadata"  # sources/.metadata/BATCH/: uploaded labels CSV and xeno-canto JSON
 # beside the collections (COLLECTIONS/.uploads), not inside one
 UPLOADS_DIR = ".uploads"
+UPLOAD_META_FILE = "meta.json"  # .uploads/UPLOAD_ID/meta.json
+UPLOAD_PART_FILE = "data.part"  # bytes received so far
+UPLOAD_DATA_FILE = "data"  # the complete file
+UPLOAD_UNZIPPED_DIR = "unzipped"  # members of a zip, extracted under safe names
+LOCKS_DIR = "locks"  # .uploads/locks/NAME.lock: one ingest at a time per collection
+LOCK_PATTERN = "{}.lock"  # collection name
 
 # tables ---------------------------------------------------------------------------------------
 #: Columns every clip table has (more may follow). Times in seconds of the source recording.

@@ -67,14 +67,6 @@ def render_tiles(specs: np.ndarray, *, tile_w: int, tile_h: int, colormap: str =
     return out
 
 
-def tile_gray(spec: np.ndarray, *, tile_w: int, tile_h: int) -> np.ndarray:
-    """uint8 [tile_h, tile_w]: the resized, flipped spectrogram before colouring (for tests and tools)."""
-    from PIL import Image
-
-    img = Image.fromarray(np.ascontiguousarray(spec[::-1]), mode="L")
-    return np.asarray(img.resize((tile_w, tile_h), Image.Resampling.BILINEAR, reducing_gap=None))
-
-
 def write_sheet(
     path: Path | str, tiles: np.ndarray, *, sheet_cols: int, fmt: str = "jpg", quality: int = 85
 ) -> tuple[int, int]:
@@ -155,10 +147,6 @@ def write_audio_sprite(
         out[off : off + len(clip)] = to_int16(faded)  # inverse of to_int16: unfaded samples come back exact
     with atomic_path(path) as tmp:
         sf.write(tmp, out, sr, format="FLAC", subtype="PCM_16")
-
-
-def audio_sprite_path(directory: Path | str, sprite: int) -> Path:
-    return Path(directory) / f"sprite_{int(sprite):05d}.flac"
 
 
 def to_int16(audio: np.ndarray) -> np.ndarray:

@@ -33,11 +33,17 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from .audio import AUDIO_EXTENSIONS, sniff_format
-from .collection import write_json_atomic
+from .collection import (
+    Collection,
+    upload_data_path,
+    upload_meta_path,
+    upload_part_path,
+    upload_unzipped_dir,
+    uploads_root,
+    write_json_atomic,
+)
 from .errors import NotFoundError, ParameterError, SonomapError
 
-UPLOADS_DIR = ".uploads"
-SOURCES_DIR = "sources"
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _UNSAFE_CHARS = re.compile(r"[^\w\s.,()'+\-&#@=\[\]]", re.UNICODE)
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
@@ -190,7 +196,7 @@ class UploadStore:
 
     def __init__(self, collections_root: Path | str, limits: UploadLimits | None = None) -> None:
         self.collections_root = Path(collections_root).resolve()
-        self.root = self.collections_root / UPLOADS_DIR
+        self.root = uploads_root(self.collections_root)
         self.limits = (limits or UploadLimits()).check()
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -208,21 +214,21 @@ class UploadStore:
     def _read(self, upload_id: str) -> Upload:
         d = self._dir(upload_id)
         try:
-            meta = json.loads((d / "meta.json").read_text())
+            meta = json.loads(upload_meta_path(d).read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             raise NotFoundError(f"no upload {upload_id!r} (finished, cancelled or expired)") from None
         up = Upload(**meta)
         if up.complete:
             up.received = up.size_bytes
         else:
-            part = d / "data.part"
+            part = upload_part_path(d)
             up.received = part.stat().st_size if part.is_file() else 0
         return up
 
     def _write(self, up: Upload) -> None:
         meta = asdict(up)
         meta.pop("received")
-        write_json_atomic(self._dir(up.upload_id) / "meta.json", meta)
+        write_json_atomic(upload_meta_path(self._dir(up.upload_id)), meta)
 
     # the protocol --------------------------------------------------------------------------
     def create(self, file_name: str, size_bytes: int, *, owner: str = "") -> Upload:
@@ -252,7 +258,7 @@ class UploadStore:
         up = Upload(
             upload_id, safe, str(file_name)[:300], size_bytes, rel_path=rel, owner=owner, created=now, updated=now
         )
-        (d / "data.part").touch()
+        upload_part_path(d).touch()
         self._write(up)
         return up
 
@@ -301,12 +307,12 @@ class UploadStore:
                         "metadata file; refused"
                     )
                 up.kind = kind
-            with open(d / "data.part", "ab") as f:
+            with open(upload_part_path(d), "ab") as f:
                 f.write(data)
             up.received = offset + length
             up.updated = time.time()
             if up.received == up.size_bytes:
-                os.replace(d / "data.part", d / "data")
+                os.replace(upload_part_path(d), upload_data_path(d))
                 up.complete = True
             self._write(up)
             return up
@@ -381,10 +387,10 @@ class UploadStore:
                     (up.file_name, f"upload incomplete ({up.received} of {up.size_bytes} bytes); finish or resend it")
                 )
                 continue
-            data = self._dir(uid) / "data"
+            data = upload_data_path(self._dir(uid))
             if up.kind == "zip":
                 try:
-                    files, refused = extract_zip(data, self._dir(uid) / "unzipped", limits=self.limits)
+                    files, refused = extract_zip(data, upload_unzipped_dir(self._dir(uid)), limits=self.limits)
                 except UploadError as e:
                     batch.refused.append((up.file_name, str(e)))
                     continue
@@ -519,7 +525,7 @@ def _unique(rel: PurePosixPath, seen: set[str]) -> PurePosixPath:
 
 def sources_dir(collection_root: Path) -> Path:
     """Where a collection keeps uploaded originals (the recording view streams them from there)."""
-    return Path(collection_root) / SOURCES_DIR
+    return Collection(Path(collection_root)).sources_dir
 
 
 def new_batch_name(now: float | None = None) -> str:

@@ -139,9 +139,7 @@ class Registry:
         allowed = sorted({int(d) for d in meta.get("dims", [])} | {2})
         if isinstance(dims, bool) or not isinstance(dims, int) or dims not in allowed:
             raise ParameterError(f"dims must be one of {allowed} for reduction {key!r}, got {dims!r}")
-        path = c.reduction_dir(key) / f"dims_{dims}.npy"
-        if not path.is_file() and dims == 2:
-            path = c.reduction_dir(key) / "map_2d.npy"
+        path = c.coords_path(key, dims)
         if not path.is_file():
             raise NotFoundError(f"reduction {key!r} has no {dims}-d coordinates; available dims: {meta.get('dims')}")
         return self.cached(("coords", name, key, dims), [path], lambda: np.ascontiguousarray(np.load(path), np.float32))
@@ -152,13 +150,10 @@ class Registry:
 
         X = self.coords(name, key, dims)
         c = self.get(name)
-        path = c.reduction_dir(key) / (
-            f"dims_{dims}.npy" if (c.reduction_dir(key) / f"dims_{dims}.npy").is_file() else "map_2d.npy"
-        )
+        path = c.reduced_path(key, dims) if c.reduced_path(key, dims).is_file() else c.map_path(key)
         return self.cached(("clusterer", name, key, dims), [path], lambda: Clusterer(X), pool="clusterer")
 
     def data_version(self, name: str, key: str, dims: int) -> tuple:
         """Changes whenever the coordinates file changes (part of result cache keys)."""
         c = self.get(name)
-        d = c.reduction_dir(key)
-        return _stamp(d / f"dims_{dims}.npy", d / "map_2d.npy")
+        return _stamp(c.reduced_path(key, dims), c.map_path(key))

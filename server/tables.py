@@ -45,7 +45,7 @@ _FLOAT64 = ("start_s", "end_s", "audio_offset", "audio_length")
 
 
 def species_path(collection: Collection):
-    return collection.root / "features" / "birdnet" / "species.parquet"
+    return collection.species_path("birdnet")
 
 
 def clip_table(collection: Collection) -> Any:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from ..collection import Collection
 from ..config import BuildConfig, field_help
 
 _SHORT = {
@@ -87,7 +88,10 @@ def run(args: argparse.Namespace) -> int:
         for note in result.notes:
             print(f"  note: {note}")
     if result.recordings == 0:
-        print(f"error: nothing usable was found; reasons are in {result.collection / 'skipped.csv'}", file=sys.stderr)
+        print(
+            f"error: nothing usable was found; reasons are in {Collection(result.collection).skipped_path}",
+            file=sys.stderr,
+        )
         return 1
     if not args.no_features:
         _features(result.collection, bar_factory=TqdmProgress)

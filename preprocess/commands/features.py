@@ -14,7 +14,7 @@ def register(sub: Any) -> None:
         "features",
         help="compute a feature set (birdnet, saec, idnn, acoustic) for every clip",
         description=(
-            "Compute features/NAME/features.npy (one row per clip). Incremental: only clips added since the last run "
+            "Compute feature set NAME (features/NAME/, one row per clip). Incremental: only clips added since the last run "
             "are computed, and an interrupted run resumes. Extractors: "
             + "; ".join(f"{name}: {desc}" for name, (_, _, desc) in EXTRACTORS.items())
         ),
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             params=parse_params(args.param),
             progress=bar,
         )
-    meta = json.loads((out / "meta.json").read_text())
+    meta = collection.features_meta(args.extractor)
     print(
         f"{args.extractor}: {meta['n_clips']} clips x {meta['dim']} features on {meta['device']} in {out} "
         f"({time.perf_counter() - t0:.1f} s this run)"

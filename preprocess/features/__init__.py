@@ -5,9 +5,11 @@ subclasses :class:`preprocess.features.base.FeatureExtractor`. :func:`run_extrac
 everything around it: validation, the device, resuming an interrupted run, computing only the
 rows of clips appended since the last run, and the atomic writes of ``features/NAME/``::
 
-    features/NAME/features.npy   float32 [n_clips, D], row i = clip_id i
-    features/NAME/meta.json      extractor, dim, params, model, version, time_s, n_clips, device, created
-    features/NAME/partial/       chunks of an unfinished run (removed when the run completes)
+    features_path(NAME)          float32 [n_clips, D], row i = clip_id i
+    features_meta_path(NAME)     extractor, dim, params, model, version, time_s, n_clips, device, created
+    features_partial_dir(NAME)   chunks of an unfinished run (removed when the run completes)
+
+(the store's accessors; file names in :mod:`preprocess.schema`)
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..collection import Collection, save_npy_atomic, write_json_atomic
-from ..errors import CollectionError, MissingDependencyError, ParameterError
+from ..collection import Collection, as_collection, save_npy_atomic, write_json_atomic
+from ..errors import CollectionError, ParameterError
 from ..progress import CancelCheck, Progress, check_cancel, no_progress
 from .base import FeatureExtractor
 
@@ -90,8 +92,7 @@ def run_extractor(
     interrupted run resumes from its last finished chunk. ``params`` are extractor options
     (e.g. saec ``max_steps``); changing them recomputes every row.
     """
-    if not isinstance(collection, Collection):
-        collection = Collection.open(collection)
+    collection = as_collection(collection)
     progress = progress or no_progress
     if name not in EXTRACTORS:
         raise ParameterError(f"unknown extractor {name!r}; allowed: {', '.join(EXTRACTORS)}")
@@ -111,7 +112,8 @@ def run_extractor(
         )
     n_clips = collection.n_clips()
     out_dir = collection.features_dir(name)
-    features_path, meta_path, partial_dir = out_dir / "features.npy", out_dir / "meta.json", out_dir / "partial"
+    features_path, meta_path = collection.features_path(name), collection.features_meta_path(name)
+    partial_dir, partial_meta_path = collection.features_partial_dir(name), collection.features_partial_meta_path(name)
     signature = extractor.signature()
 
     old_meta = _read_json(meta_path) if features_path.is_file() else None
@@ -126,7 +128,7 @@ def run_extractor(
 
     t0 = time.perf_counter()
     # a partial run with another signature or another start is stale
-    partial_meta = _read_json(partial_dir / "partial.json")
+    partial_meta = _read_json(partial_meta_path)
     if partial_meta is not None and (
         partial_meta.get("signature") != signature or partial_meta.get("start_row") != start_row
     ):
@@ -134,10 +136,10 @@ def run_extractor(
         partial_meta = None
     if partial_meta is None:
         partial_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(partial_dir / "partial.json", {"signature": signature, "start_row": start_row})
+        write_json_atomic(partial_meta_path, {"signature": signature, "start_row": start_row})
 
     extractor.prepare(collection, out_dir=out_dir, fit=start_row == 0, progress=progress, should_cancel=should_cancel)
-    chunks = _load_chunks(partial_dir, start_row)
+    chunks = _load_chunks(collection.features_chunks(name), start_row)
     done = start_row + sum(len(c["features"]) for c in chunks)
     total = n_clips - start_row
     progress(f"features:{name}", done - start_row, total, "resuming" if done > start_row else "")
@@ -148,7 +150,7 @@ def run_extractor(
         arrays["features"] = np.asarray(arrays["features"], dtype=np.float32)
         if arrays["features"].shape[0] != stop - done or not np.isfinite(arrays["features"]).all():
             raise CollectionError(f"extractor {name!r} returned {arrays['features'].shape} or non-finite values")
-        _save_chunk(partial_dir / f"chunk_{done:09d}.npz", arrays)
+        _save_chunk(collection.features_chunk_path(name, done), arrays)
         chunks.append(arrays)
         done = stop
         progress(f"features:{name}", done - start_row, total, "")
@@ -200,11 +202,11 @@ def _save_chunk(path: Path, arrays: dict[str, np.ndarray]) -> None:
             np.savez(f, **arrays)
 
 
-def _load_chunks(partial_dir: Path, start_row: int) -> list[dict[str, np.ndarray]]:
+def _load_chunks(paths: list[Path], start_row: int) -> list[dict[str, np.ndarray]]:
     """Chunks of an interrupted run, in row order, stopping at the first gap."""
     chunks: list[dict[str, np.ndarray]] = []
     expected = start_row
-    for p in sorted(partial_dir.glob("chunk_*.npz")):
+    for p in paths:
         try:
             if int(p.stem.split("_")[1]) != expected:
                 break
@@ -215,8 +217,3 @@ def _load_chunks(partial_dir: Path, start_row: int) -> list[dict[str, np.ndarray
         chunks.append(chunk)
         expected += len(chunk["features"])
     return chunks
-
-
-def missing_dependency(package: str, *, what: str, extra: str = "") -> MissingDependencyError:
-    """The error for an optional package that is not installed."""
-    return MissingDependencyError(f"{what} needs the optional package {package!r}: pip install {package}{extra}")

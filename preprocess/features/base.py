@@ -3,7 +3,7 @@
 An extractor follows the scikit-learn habit: ``__init__`` stores parameters (keyword-only),
 :meth:`prepare` loads or trains its model (learned attributes end in ``_``), :meth:`transform`
 maps clip ids to rows. :func:`preprocess.features.run_extractor` does the rest (resume, append,
-atomic writes), so an extractor never touches ``features.npy`` itself.
+atomic writes), so an extractor never touches the features file itself.
 """
 
 from __future__ import annotations

@@ -193,7 +193,7 @@ class BirdNetExtractor(FeatureExtractor):
         import pandas as pd
 
         frame = species_frame(arrays, start_row=start_row, species=self.species_)
-        path = out_dir / "species.parquet"
+        path = collection.species_path(out_dir.name)
         if start_row and path.is_file():
             old = pd.read_parquet(path)
             frame = pd.concat([old[old["clip_id"] < start_row], frame], ignore_index=True)

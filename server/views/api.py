@@ -103,7 +103,7 @@ def blueprint(registry: Registry) -> Blueprint:
                     X = registry.coords(name, r["key"], dims)
                 except NotFoundError:
                     continue
-                path = c.reduction_dir(r["key"]) / f"dims_{dims}.npy"
+                path = c.reduced_path(r["key"], dims)
                 defaults.setdefault(r["key"], {})[str(dims)] = registry.cached(
                     ("defaults", name, r["key"], dims), [path], lambda X=X: cluster_defaults(X)
                 )
@@ -153,9 +153,9 @@ def blueprint(registry: Registry) -> Blueprint:
     def display_map(name: str, key: str):
         c = registry.get(name)
         c.reduction_meta(key)  # 404 naming what exists
-        path = c.reduction_dir(key) / "map_2d.npy"
+        path = c.map_path(key)
         if not path.is_file():
-            raise NotFoundError(f"reduction {key!r} of {name} has no map_2d.npy")
+            raise NotFoundError(f"reduction {key!r} of {name} has no display map")
         body = registry.cached(
             ("map.f32", name, key), [path], lambda: np.ascontiguousarray(np.load(path), dtype="<f4").tobytes()
         )

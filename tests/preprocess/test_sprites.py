@@ -48,7 +48,7 @@ def test_audio_sprites_are_sample_accurate(tmp_path):
     for s in range(len(totals)):
         idx = np.flatnonzero(sprite == s)
         sprites.write_audio_sprite(
-            sprites.audio_sprite_path(tmp_path, s),
+            tmp_path / f"sprite_{s}.flac",
             [clips[i] for i in idx],
             [int(offset[i]) for i in idx],
             total=int(totals[s]),
@@ -57,7 +57,7 @@ def test_audio_sprites_are_sample_accurate(tmp_path):
         )
     fade = int(0.005 * sr)
     for i, clip in enumerate(clips):
-        data, rate = sf.read(sprites.audio_sprite_path(tmp_path, sprite[i]), dtype="int16")
+        data, rate = sf.read(tmp_path / f"sprite_{sprite[i]}.flac", dtype="int16")
         assert rate == sr and len(data) == totals[sprite[i]]
         got = data[offset[i] : offset[i] + len(clip)]
         k = min(fade, len(clip) // 2)
