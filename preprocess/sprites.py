@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .collection import atomic_path
+from .atomic import atomic_path
 
 #: matplotlib's magma, sampled at 256 points (embedded: importing matplotlib costs a worker ~0.5 s)
 _MAGMA_HEX = (

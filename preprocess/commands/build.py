@@ -103,7 +103,7 @@ def _features(root: Any, *, bar_factory: Any) -> None:
     from .. import features, reduce
     from ..collection import Collection
     from ..errors import MissingDependencyError
-    from .reduce import ensure_numba_cache
+    from .environment import ensure_numba_cache
 
     ensure_numba_cache()  # before umap is imported: never pay numba's compilation twice
     coll = Collection.open(root)

@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .reduce import ensure_numba_cache
+    from .environment import ensure_numba_cache
 
     ensure_numba_cache()
     from ..collection import Collection

@@ -3,27 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 from typing import Any
 
-
-def ensure_numba_cache() -> str:
-    """Give numba a persistent cache folder (unless NUMBA_CACHE_DIR is set) before umap is imported.
-
-    The CLI's job, not the core's: ``<repo>/.numba_cache`` when writable, else ``~/.cache/sonomap/numba``.
-    """
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return os.environ["NUMBA_CACHE_DIR"]
-    for candidate in (Path(__file__).resolve().parents[2] / ".numba_cache", Path.home() / ".cache/sonomap/numba"):
-        try:
-            candidate.mkdir(parents=True, exist_ok=True)
-            if os.access(candidate, os.W_OK):
-                os.environ["NUMBA_CACHE_DIR"] = str(candidate)
-                return str(candidate)
-        except OSError:
-            continue
-    return ""
+from .environment import ensure_numba_cache  # noqa: F401  (server/__main__.py imports it from here)
 
 
 def _int_list(text: str) -> list[int]:
