@@ -59,6 +59,7 @@ from .schema import (  # noqa: F401  (re-exported: older callers import the name
     EVALUATION,
     FEATURES_DIR,
     FEATURES_FILE,
+    FEATURES_MODEL_FILE,
     LABELS_DB,
     LOCK_PATTERN,
     LOCKS_DIR,
@@ -230,6 +231,10 @@ class Collection:
     def features_chunks(self, name: str) -> list[Path]:
         """The unfinished run's batches, by first row."""
         return sorted(self.features_partial_dir(name).glob(PARTIAL_CHUNK_GLOB))
+
+    def features_model_path(self, name: str) -> Path:
+        """The checkpoint of a feature set whose extractor is trained on the collection (saec)."""
+        return self.features_dir(name) / FEATURES_MODEL_FILE
 
     def species_path(self, name: str = "birdnet") -> Path:
         """Per-clip species table of a classifier feature set (BirdNET)."""

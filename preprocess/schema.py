@@ -27,6 +27,7 @@ AUDIO_SPRITE_PATTERN = "sprite_{:05d}.flac"  # audio sprite number
 FEATURES_DIR = "features"
 FEATURES_FILE = "features.npy"
 META_FILE = "meta.json"
+FEATURES_MODEL_FILE = "model.pt"  # a trained extractor's checkpoint (saec)
 PARTIAL_DIR = "partial"
 PARTIAL_META_FILE = "partial.json"
 PARTIAL_CHUNK_PATTERN = "chunk_{:09d}.npz"  # first row of the chunk

@@ -24,9 +24,10 @@ import numpy as np
 from ..collection import Collection, atomic_path
 from ..errors import CollectionError, MissingDependencyError
 from ..progress import CancelCheck, Progress, check_cancel
+from ..schema import FEATURES_MODEL_FILE
 from .base import FeatureExtractor
 
-CHECKPOINT = "model.pt"
+CHECKPOINT = FEATURES_MODEL_FILE  # the file name recorded in meta.json
 #: device -> (max_steps, train batch size, max_train_clips, encode batch size)
 DEFAULTS = {"cpu": (200, 32, 4096, 256), "cuda": (3000, 256, 100_000, 1024)}
 
@@ -175,7 +176,7 @@ class SaecExtractor(FeatureExtractor):
         self.shape_ = _padded((S.shape[1] // self.input_pool, S.shape[2] // self.input_pool))
         torch.manual_seed(self.random_state)  # the initial weights are part of the seeded result
         self.model_ = build_autoencoder(latent_channels=self.latent_channels, width=self.width).to(self.device)
-        path = out_dir / CHECKPOINT
+        path = collection.features_model_path(out_dir.name)
         stored = torch.load(path, map_location=self.device, weights_only=False) if path.is_file() else None
         if stored is not None and stored.get("signature") == self.signature() and stored.get("shape") == self.shape_:
             self.model_.load_state_dict(stored["state_dict"])

@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 
 from preprocess.cli import main as cli_main
-from preprocess.collection import Collection, write_json_atomic, write_table_atomic
+from preprocess.collection import Collection
 from preprocess.errors import ParameterError
 from preprocess.export import RAVEN_COLUMNS, export_labels, import_labels
 from preprocess.labels import LabelStore
+from preprocess.testing import CollectionWriter
 
 SOUNDSCAPE = "soundscape/XC2 dawn soundscape.mp3"
 RAVEN_HEADER = list(RAVEN_COLUMNS)
@@ -51,20 +52,11 @@ def write_tiny_collection(root: Path) -> Collection:
     clips.loc[len(clips) - 1, ["fmin_hz", "fmax_hz"]] = [2000.0, 6500.0]
     for col, value in (("sheet", 0), ("cell", 0), ("audio_sprite", 0), ("audio_offset", 0), ("audio_length", 0)):
         clips[col] = value
-    root.mkdir(parents=True, exist_ok=True)
-    write_table_atomic(root / "recordings.parquet", recordings)
-    write_table_atomic(root / "clips.parquet", clips)
+    w = CollectionWriter(root)
+    w.recordings(recordings)
+    w.clips(clips)
     config = {"sample_rate": 32000, "clip_s": 3.0, "fmin": 0.0, "fmax": 16000.0}
-    write_json_atomic(
-        root / "manifest.json",
-        {
-            "schema_version": 1,
-            "tool_version": "test",
-            "config": config,
-            "counts": {"clips": len(clips), "recordings": 3},
-        },
-    )
-    return Collection.open(root)
+    return w.manifest(config=config, counts={"clips": len(clips), "recordings": 3}, tool_version="test")
 
 
 SOUNDSCAPE_EVENT = 28  # clip id of the detected event (clips 2..25: soundscape k=0..23 at 3k s; 26, 27: 4-s file)

@@ -13,6 +13,7 @@ from preprocess.collection import Collection
 from preprocess.errors import Cancelled, CollectionError, ParameterError
 from preprocess.features import run_extractor
 from preprocess.features.acoustic import acoustic_descriptors
+from preprocess.testing import CollectionWriter
 
 
 @pytest.fixture
@@ -59,9 +60,8 @@ def test_acoustic_on_real_clips_resumes_and_appends(demo_copy, monkeypatch):
     np.testing.assert_array_equal(np.load(out / "features.npy"), X)
 
     # clips appended since the last run: only the new rows are computed, old rows untouched
-    np.save(out / "features.npy", X[: n - 5])
     meta["n_clips"] = n - 5
-    (out / "meta.json").write_text(json.dumps(meta))
+    CollectionWriter(coll.root).features("acoustic", X[: n - 5], **meta)
     seen.clear()
     run_extractor(coll, "acoustic", progress=lambda stage, done, total, msg="": seen.append((done, total)))
     assert seen[-1] == (5, 5)

@@ -17,6 +17,7 @@ from preprocess.features.birdnet import (
     embedding_model_path,
     windows_48k,
 )
+from preprocess.testing import CollectionWriter
 
 pytestmark = pytest.mark.slow
 
@@ -65,9 +66,9 @@ def test_birdnet_on_real_clips(demo_collection_path, copy_collection):
     assert (species["species_1"][known] == labels[known]).mean() > 0.5
 
     # appended clips: species.parquet keeps old rows and gains the new ones
-    np.save(out / "features.npy", X[: n - 3])
-    (out / "meta.json").write_text(json.dumps(dict(meta, n_clips=n - 3)))
-    pd.read_parquet(out / "species.parquet").iloc[: n - 3].to_parquet(out / "species.parquet", index=False)
+    w = CollectionWriter(coll.root)
+    w.features("birdnet", X[: n - 3], **dict(meta, n_clips=n - 3))
+    w.species("birdnet", pd.read_parquet(out / "species.parquet").iloc[: n - 3])
     run_extractor(coll, "birdnet")
     np.testing.assert_allclose(np.load(out / "features.npy"), X, rtol=1e-5, atol=1e-6)
     again = pd.read_parquet(out / "species.parquet")

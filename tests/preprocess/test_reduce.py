@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from preprocess.collection import Collection, save_npy_atomic, write_json_atomic
+from preprocess.collection import Collection
 from preprocess.errors import CollectionError, NotFoundError, ParameterError
 from preprocess.reduce import reduce_collection, transform_new
+from preprocess.testing import CollectionWriter
 
 pytestmark = pytest.mark.slow  # numba compiles UMAP once per session
 
@@ -22,13 +23,18 @@ def _blobs(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _collection(root, n: int) -> Collection:
-    write_json_atomic(root / "manifest.json", {"counts": {"clips": n}, "config": {}})
-    return Collection.open(root)
+    return CollectionWriter(root).manifest(config={}, counts={"clips": n})
 
 
 def _add_features(coll: Collection, name: str, X: np.ndarray, created: str = "t0") -> None:
-    save_npy_atomic(coll.features_dir(name) / "features.npy", X)
-    write_json_atomic(coll.features_dir(name) / "meta.json", {"signature": name, "created": created, "n_clips": len(X)})
+    CollectionWriter(coll.root).features(name, X, signature=name, created=created)
+
+
+def _stamps(coll: Collection, key: str, dims: tuple[int, ...]) -> dict[str, tuple[int, bytes]]:
+    """(mtime, content) of every file of reduction ``key``: a no-op leaves all of them as they were."""
+    paths = [coll.reduced_path(key, d) for d in dims]
+    paths += [coll.map_path(key), coll.reduction_meta_path(key), coll.reduction_model_path(key)]
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in paths}
 
 
 def _purity_of_neighbours(Y: np.ndarray, y: np.ndarray) -> float:
@@ -48,17 +54,22 @@ def test_reduce_extend_and_transform_new(tmp_path):
     stages = []
     out = reduce_collection(coll, features=["a", "b"], dims=(2, 8), progress=lambda *a: stages.append(a))
     assert out.name == "a+b" and stages[-1][1] == stages[-1][2]
-    meta = json.loads((out / "meta.json").read_text())
+    meta = json.loads(coll.reduction_meta_path("a+b").read_text())
     assert meta["features"] == ["a", "b"] and meta["dims"] == [2, 8] and meta["n_clips"] == n
     for d in (2, 8):
         Y = coll.reduced("a+b", d)
         assert Y.shape == (n, d) and Y.dtype == np.float32 and np.isfinite(Y).all()
         assert _purity_of_neighbours(Y, y[:n]) > 0.95
     M = coll.display_map("a+b")
-    assert M.shape == (n, 2) and (out / "model.pkl").is_file()
+    assert M.shape == (n, 2) and coll.reduction_model_path("a+b").is_file()
 
-    # same inputs: a no-op; seeded: a refit gives the same coordinates
-    assert reduce_collection(coll, features=["a", "b"], dims=(2, 8)) == out
+    # same inputs: a no-op (no file rewritten, same bytes, same created stamp); seeded: a refit gives the same
+    before = _stamps(coll, "a+b", (2, 8))
+    stages.clear()
+    assert reduce_collection(coll, features=["a", "b"], dims=(2, 8), progress=lambda *a: stages.append(a)) == out
+    assert _stamps(coll, "a+b", (2, 8)) == before
+    assert stages == [("reduce", 1, 1, "up to date")]
+    assert json.loads(coll.reduction_meta_path("a+b").read_text())["created"] == meta["created"]
     Y8 = coll.reduced("a+b", 8)
     reduce_collection(coll, features=["a", "b"], dims=(2, 8), refit=True)
     np.testing.assert_allclose(coll.reduced("a+b", 8), Y8, atol=1e-4)

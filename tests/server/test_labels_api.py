@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from preprocess.collection import Collection, write_json_atomic, write_table_atomic
+from preprocess.collection import Collection
+from preprocess.testing import CollectionWriter
 
 N_CLIPS = 40
 
@@ -30,12 +31,11 @@ def write_collection(root: Path) -> Collection:
     clips = pd.DataFrame(rows, columns=["recording_id", "start_s", "end_s"])
     clips.insert(0, "clip_id", np.arange(len(clips)))
     clips["fmin_hz"], clips["fmax_hz"] = 0.0, 16000.0
-    root.mkdir(parents=True)
-    write_table_atomic(root / "recordings.parquet", recordings)
-    write_table_atomic(root / "clips.parquet", clips)
+    w = CollectionWriter(root)
+    w.recordings(recordings)
+    w.clips(clips)
     config = {"sample_rate": 32000, "fmin": 0.0, "fmax": 16000.0}
-    write_json_atomic(root / "manifest.json", {"schema_version": 1, "config": config, "counts": {"clips": N_CLIPS}})
-    return Collection.open(root)
+    return w.manifest(config=config, counts={"clips": N_CLIPS})
 
 
 def make_app(root: Path):
