@@ -165,7 +165,7 @@ class CollectionWriter:
         save_npy_atomic(self.coll.spectrograms_path, specs)
         return specs
 
-    def sheet(self, sheet: int, image: np.ndarray, *, ext: str = "jpg") -> Path:
+    def sheet(self, sheet: int, image: np.ndarray, *, ext: str = "jpg", quality: int = 75) -> Path:
         """One sprite sheet from uint8 [h, w] or [h, w, 3] pixels."""
         from PIL import Image
 
@@ -173,7 +173,8 @@ class CollectionWriter:
 
         path = self.coll.sheet_path(sheet, ext)
         with atomic_path(path) as tmp:
-            Image.fromarray(np.asarray(image, np.uint8)).save(tmp, format="JPEG" if ext in ("jpg", "jpeg") else ext)
+            fmt = "JPEG" if ext in ("jpg", "jpeg") else ext.upper()
+            Image.fromarray(np.asarray(image, np.uint8)).save(tmp, format=fmt, quality=quality)
         return path
 
     def audio_sprite(self, sprite: int, samples: np.ndarray, *, sr: int) -> Path:

@@ -14,10 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
-from PIL import Image
 
-from preprocess.collection import write_json_atomic, write_table_atomic
+from preprocess.testing import CollectionWriter
 
 N_CLIPS = 600
 N_GROUPS = 4
@@ -62,38 +60,22 @@ def _write_collection(root: Path, *, features: bool = True) -> None:
             "audio_length": np.full(N_CLIPS, 100, dtype=np.int64),
         }
     )
-    root.mkdir(parents=True)
-    write_table_atomic(root / "recordings.parquet", recordings)
-    write_table_atomic(root / "clips.parquet", clips)
-    (root / "sprites").mkdir()
-    Image.fromarray(rng.integers(0, 255, size=(64, 640), dtype=np.uint8)).save(root / "sprites" / "sheet_00000.jpg")
-    (root / "audio").mkdir()
-    sf.write(root / "audio" / "sprite_00000.flac", (rng.normal(size=60_000) * 0.1).astype(np.float32), 22050)
+    w = CollectionWriter(root)
+    w.recordings(recordings)
+    w.clips(clips)
+    w.sheet(0, rng.integers(0, 255, size=(64, 640), dtype=np.uint8))
+    w.audio_sprite(0, (rng.normal(size=60_000) * 0.1).astype(np.float32), sr=22050)
     if features:
-        fdir = root / "features" / "birdnet"
-        fdir.mkdir(parents=True)
-        np.save(fdir / "features.npy", np.repeat(X8, 4, axis=1))
-        write_json_atomic(fdir / "meta.json", {"extractor": "birdnet", "dim": 32, "params": {}, "n_clips": N_CLIPS})
+        w.features("birdnet", np.repeat(X8, 4, axis=1))
         sp = pd.DataFrame({"clip_id": np.arange(N_CLIPS)})
         for k in range(1, 6):
             sp[f"species_{k}"] = [SPECIES[(g + k - 1) % N_GROUPS] for g in group]
             sp[f"score_{k}"] = np.float32(0.9 / k)
-        write_table_atomic(fdir / "species.parquet", sp)
-        rdir = root / "reductions" / "birdnet"
-        rdir.mkdir(parents=True)
-        np.save(rdir / "dims_8.npy", X8)
-        np.save(rdir / "dims_2.npy", X8[:, :2].copy())
-        np.save(rdir / "map_2d.npy", X8[:, :2].copy())
-        write_json_atomic(rdir / "meta.json", {"features": ["birdnet"], "dims": [2, 8], "params": {}, "time_s": 0.1})
+        w.species("birdnet", sp)
+        w.reduction("birdnet", dims={8: X8, 2: X8[:, :2].copy()}, display=X8[:, :2].copy(), time_s=0.1)
     config = {"sample_rate": 22050, "clip_s": 3.0, "tile_w": 64, "tile_h": 64, "tile_format": "jpg"}
     config.update({"sheet_cols": 10, "sheet_rows": 1, "audio_sample_rate": 22050})
-    manifest = {
-        "schema_version": 1,
-        "config": config,
-        "counts": {"recordings": n_rec, "clips": N_CLIPS, "sheets": 1, "audio_sprites": 1},
-        "stages": {},
-    }
-    write_json_atomic(root / "manifest.json", manifest)
+    w.manifest(config=config, counts={"recordings": n_rec, "clips": N_CLIPS, "sheets": 1, "audio_sprites": 1})
 
 
 @pytest.fixture(scope="session")
