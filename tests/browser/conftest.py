@@ -40,24 +40,18 @@ CHROMIUM_ARGS = [
 
 def add_pca_reduction(root: Path, *, key: str = "spectro_pca") -> None:
     """Write features + reduction ``key`` (PCA of the log-mel spectrograms) per the collection contract."""
-    spec = np.load(root / "spectrograms.npy").astype(np.float32)
+    from preprocess.collection import Collection
+    from preprocess.testing import CollectionWriter
+
+    spec = np.asarray(Collection(root).spectrograms()).astype(np.float32)
     X = spec.reshape(len(spec), -1)
     X -= X.mean(axis=0)
     u, s, _ = np.linalg.svd(X, full_matrices=False)
     Z = (u[:, :16] * s[:16]).astype(np.float32)
     Z /= np.abs(Z[:, :2]).max() or 1.0
-    fdir = root / "features" / key
-    fdir.mkdir(parents=True, exist_ok=True)
-    np.save(fdir / "features.npy", Z)
-    (fdir / "meta.json").write_text(
-        json.dumps({"extractor": "pca", "dim": 16, "params": {}, "model": None, "version": "test", "time_s": 0.0})
-    )
-    rdir = root / "reductions" / key
-    rdir.mkdir(parents=True, exist_ok=True)
-    np.save(rdir / "map_2d.npy", np.ascontiguousarray(Z[:, :2]))
-    for d in (2, 4, 8):
-        np.save(rdir / f"dims_{d}.npy", np.ascontiguousarray(Z[:, :d]))
-    (rdir / "meta.json").write_text(json.dumps({"features": [key], "dims": [2, 4, 8], "params": {}, "time_s": 0.0}))
+    w = CollectionWriter(root)
+    w.features(key, Z, extractor="pca", model=None, version="test", time_s=0.0)
+    w.reduction(key, dims={d: Z[:, :d] for d in (2, 4, 8)}, display=Z[:, :2])
 
 
 def _build_collections(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -12,12 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocess.collection import (
-    Collection,
-    save_npy_atomic,
-    write_json_atomic,
-    write_table_atomic,
-)
+from preprocess.collection import Collection
+from preprocess.testing import CollectionWriter
 
 SPECIES = [
     ("Turdus merula", "Eurasian Blackbird"),
@@ -52,13 +48,10 @@ def write_synthetic_collection(
     Reduction key ``synthetic`` with dims 2 and 8; feature set ``synthetic`` (8-d).
     """
     import pandas as pd
-    import soundfile as sf
-    from PIL import Image
 
     root = Path(root)
     rng = np.random.default_rng(random_state)
-    (root / "sprites").mkdir(parents=True, exist_ok=True)
-    (root / "audio").mkdir(parents=True, exist_ok=True)
+    w = CollectionWriter(root)
 
     # recordings: 20 clips each, one species per recording (mostly one cluster, some spill-over)
     per_rec = 20
@@ -110,7 +103,7 @@ def write_synthetic_collection(
             f0 = 600 + 250 * ((s * clips_per_sprite + k) % n_clusters)
             chunks.append((0.3 * np.sin(2 * np.pi * f0 * t) * fade).astype(np.float32))
             chunks.append(np.zeros(gap, np.float32))
-        sf.write(root / "audio" / f"sprite_{s:05d}.flac", np.concatenate(chunks), audio_sample_rate, subtype="PCM_16")
+        w.audio_sprite(s, np.concatenate(chunks), sr=audio_sample_rate)
     slot = np.arange(n_clips)
     audio_sprite = (slot // clips_per_sprite) % n_sprites
     audio_offset = (slot % clips_per_sprite) * (clip_len + gap)
@@ -127,7 +120,7 @@ def write_synthetic_collection(
             y = (c // sheet_cols) * tile_h + tile_h - 8 - (k * (tile_h - 16)) // max(1, n_clusters - 1)
             x = (c % sheet_cols) * tile_w
             img[y : y + 4, x + 4 : x + tile_w - 4] = 230
-        Image.fromarray(img).save(root / "sprites" / f"sheet_{s:05d}.jpg", quality=80)
+        w.sheet(s, img, quality=80)
     sheet = (slot // per_sheet) % max(1, n_sheets)
     cell = slot % per_sheet
 
@@ -147,20 +140,10 @@ def write_synthetic_collection(
             "audio_length": np.full(n_clips, clip_len, np.int64),
         }
     )
-    write_table_atomic(root / "recordings.parquet", recs)
-    write_table_atomic(root / "clips.parquet", clips)
-
-    fdir = root / "features" / "synthetic"
-    save_npy_atomic(fdir / "features.npy", feats)
-    write_json_atomic(
-        fdir / "meta.json",
-        {"extractor": "synthetic", "dim": 8, "params": {}, "model": None, "version": "0", "time_s": 0.0},
-    )
-    rdir = root / "reductions" / "synthetic"
-    save_npy_atomic(rdir / "map_2d.npy", map_2d)
-    save_npy_atomic(rdir / "dims_2.npy", map_2d)
-    save_npy_atomic(rdir / "dims_8.npy", feats)
-    write_json_atomic(rdir / "meta.json", {"features": ["synthetic"], "dims": [2, 8], "params": {}, "time_s": 0.0})
+    w.recordings(recs, complete=False)
+    w.clips(clips)
+    w.features("synthetic", feats, model=None, version="0", time_s=0.0)
+    w.reduction("synthetic", dims={2: map_2d, 8: feats}, display=map_2d)
 
     config = {
         "sample_rate": audio_sample_rate,
@@ -178,24 +161,20 @@ def write_synthetic_collection(
         "sheet_rows": sheet_rows,
         "audio_sample_rate": audio_sample_rate,
     }
-    write_json_atomic(
-        root / "manifest.json",
-        {
-            "schema_version": 1,
-            "tool_version": "synthetic",
-            "created": "2026-01-01T00:00:00Z",
-            "updated": "2026-01-01T00:00:00Z",
-            "config": config,
-            "sources": [],
-            "counts": {
-                "recordings": n_rec,
-                "clips": n_clips,
-                "audio_s": n_clips * clip_s,
-                "skipped": 0,
-                "sheets": n_sheets,
-                "audio_sprites": n_sprites,
-            },
-            "stages": {"synthetic": "2026-01-01T00:00:00Z"},
+    w.manifest(
+        config=config,
+        counts={
+            "recordings": n_rec,
+            "clips": n_clips,
+            "audio_s": n_clips * clip_s,
+            "skipped": 0,
+            "sheets": n_sheets,
+            "audio_sprites": n_sprites,
         },
+        tool_version="synthetic",
+        created="2026-01-01T00:00:00Z",
+        updated="2026-01-01T00:00:00Z",
+        sources=[],
+        stages={"synthetic": "2026-01-01T00:00:00Z"},
     )
     return Collection.open(root)
