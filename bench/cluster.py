@@ -65,7 +65,7 @@ def make_embeddings(n: int, *, n_groups: int = 30, noise: float = 0.1, seed: int
 def write_collection(root: Path, X: np.ndarray) -> None:
     import pandas as pd
 
-    from preprocess.collection import write_json_atomic, write_table_atomic
+    from preprocess.testing import CollectionWriter
 
     n = len(X)
     rid = np.arange(n) // 100
@@ -77,18 +77,12 @@ def write_collection(root: Path, X: np.ndarray) -> None:
     n_rec = int(rid.max()) + 1
     recs = pd.DataFrame({"recording_id": np.arange(n_rec), "path": [f"r{i}.flac" for i in range(n_rec)]})
     recs["label"] = [f"species {i % 40}" for i in range(n_rec)]
-    root.mkdir(parents=True)
-    write_table_atomic(root / "clips.parquet", clips)
-    write_table_atomic(root / "recordings.parquet", recs)
-    (root / "features" / "birdnet").mkdir(parents=True)
-    np.save(root / "features" / "birdnet" / "features.npy", np.zeros((1, 1), np.float32))
-    write_json_atomic(root / "features" / "birdnet" / "meta.json", {"extractor": "birdnet", "dim": 1024})
-    rdir = root / "reductions" / "birdnet"
-    rdir.mkdir(parents=True)
-    np.save(rdir / "dims_8.npy", X)
-    np.save(rdir / "map_2d.npy", X[:, :2].copy())
-    write_json_atomic(rdir / "meta.json", {"features": ["birdnet"], "dims": [2, 8]})
-    write_json_atomic(root / "manifest.json", {"schema_version": 1, "counts": {"clips": n}, "config": {}})
+    w = CollectionWriter(root)
+    w.clips(clips)
+    w.recordings(recs)
+    w.features("birdnet", np.zeros((1, 1), np.float32), dim=1024)
+    w.reduction("birdnet", coords={8: X}, display=X[:, :2].copy(), dims=[2, 8])
+    w.manifest(config={}, counts={"clips": n})
 
 
 def run_one(collections: Path, algorithm: str, repeats: int) -> dict:

@@ -28,8 +28,9 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from preprocess.collection import Collection, save_npy_atomic, write_json_atomic  # noqa: E402
+from preprocess.collection import Collection  # noqa: E402
 from preprocess.features import resolve_device, run_extractor  # noqa: E402
+from preprocess.testing import CollectionWriter  # noqa: E402
 
 
 class GpuSampler:
@@ -73,15 +74,16 @@ def prepare(source: Path, dest: Path, repeat: int) -> Collection:
     if repeat > 1:
         import pandas as pd
 
-        S = np.load(coll.spectrograms_path)
-        save_npy_atomic(coll.spectrograms_path, np.concatenate([S] * repeat))
+        S = np.asarray(coll.spectrograms())
+        w = CollectionWriter(dest)
+        w.spectrograms(np.concatenate([S] * repeat))
         clips = coll.clips()
         big = pd.concat([clips] * repeat, ignore_index=True)
         big["clip_id"] = np.arange(len(big))
-        big.to_parquet(coll.clips_path, index=False)
-        manifest = coll.manifest()
-        manifest["counts"]["clips"] = len(big)
-        write_json_atomic(coll.manifest_path, manifest)
+        w.clips(big)
+        m = coll.manifest()
+        rest = {k: v for k, v in m.items() if k not in ("config", "counts")}
+        coll = w.manifest(config=m["config"], counts={**m["counts"], "clips": len(big)}, **rest)
     return coll
 
 
@@ -145,7 +147,7 @@ def main() -> int:
     device = resolve_device(args.device)
     source = Path(args.collection)
     with tempfile.TemporaryDirectory() as tmp:
-        if not (source / "manifest.json").is_file():
+        if not Collection(source).exists():
             from preprocess.pipeline import build
 
             data = REPO.parent / "shared" / "data" / "dev"

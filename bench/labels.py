@@ -16,9 +16,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from preprocess.collection import Collection, write_json_atomic, write_table_atomic  # noqa: E402
 from preprocess.export import export_labels, import_labels  # noqa: E402
 from preprocess.labels import LabelStore  # noqa: E402
+from preprocess.testing import CollectionWriter  # noqa: E402
 
 
 def main(n: int) -> None:
@@ -26,11 +26,10 @@ def main(n: int) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as d:
         root = Path(d) / "big"
-        root.mkdir()
         n_rec = max(1, n // 100)
         rec = rng.integers(0, n_rec, n)
-        write_table_atomic(
-            root / "recordings.parquet",
+        w = CollectionWriter(root)
+        w.recordings(
             pd.DataFrame(
                 {
                     "recording_id": np.arange(n_rec),
@@ -51,9 +50,8 @@ def main(n: int) -> None:
                 "fmax_hz": 16000.0,
             }
         )
-        write_table_atomic(root / "clips.parquet", clips)
-        write_json_atomic(root / "manifest.json", {"config": {"fmin": 0, "fmax": 16000}, "counts": {"clips": n}})
-        coll = Collection.open(root)
+        w.clips(clips)
+        coll = w.manifest(config={"fmin": 0, "fmax": 16000}, counts={"clips": n})
 
         def timed(what, fn):
             t = time.perf_counter()

@@ -147,9 +147,11 @@ def main() -> None:
         base = a.server_url.rstrip("/")
     else:
         write = _browser_support("synthetic").write_synthetic_collection
+        from preprocess.collection import Collection
+
         for size in a.sizes:
             root = work / f"synth_{size}"
-            if not (root / "manifest.json").exists():
+            if not Collection(root).exists():
                 t = time.perf_counter()
                 write(root, n_clips=size, n_clusters=30, max_sheets=8)
                 print(f"wrote {root} in {time.perf_counter() - t:.1f} s", file=sys.stderr)

@@ -8,7 +8,7 @@ what a collection holds::
     w.recordings([{"path": "a.wav", "duration_s": 6.0}])
     w.clips(clip_table(n=2, clip_s=3.0))
     w.features("birdnet", X)
-    w.reduction("birdnet", dims={8: X8}, display=X8[:, :2])
+    w.reduction("birdnet", coords={8: X8}, display=X8[:, :2])
     coll = w.manifest(config={"clip_s": 3.0})   # written last, like a build
 
 Every method writes atomically through the :class:`~preprocess.collection.Collection` accessors and
@@ -202,12 +202,13 @@ class CollectionWriter:
         """The species table of a classifier feature set (clip_id, species_k, score_k, ...)."""
         write_table_atomic(self.coll.species_path(name), frame)
 
-    def reduction(self, key: str, *, dims: dict[int, np.ndarray], display: np.ndarray, **meta: Any) -> None:
-        """reductions/KEY: one coordinate file per dims, the display map, then the meta (last)."""
-        for d, arr in dims.items():
+    def reduction(self, key: str, *, coords: dict[int, np.ndarray], display: np.ndarray, **meta: Any) -> None:
+        """reductions/KEY: float32 [n, D] coordinates per D in ``coords``, the display map [n, 2], then the
+        meta (last; ``dims`` defaults to the keys of ``coords``)."""
+        for d, arr in coords.items():
             save_npy_atomic(self.coll.reduced_path(key, d), np.ascontiguousarray(arr, np.float32))
         save_npy_atomic(self.coll.map_path(key), np.ascontiguousarray(display, np.float32))
-        body = {"features": key.split("+"), "dims": sorted(int(d) for d in dims), "params": {}, "time_s": 0.0}
+        body = {"features": key.split("+"), "dims": sorted(int(d) for d in coords), "params": {}, "time_s": 0.0}
         write_json_atomic(self.coll.reduction_meta_path(key), {**body, **meta})
 
     # the manifest, last ---------------------------------------------------------------------------

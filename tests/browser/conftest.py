@@ -51,7 +51,7 @@ def add_pca_reduction(root: Path, *, key: str = "spectro_pca") -> None:
     Z /= np.abs(Z[:, :2]).max() or 1.0
     w = CollectionWriter(root)
     w.features(key, Z, extractor="pca", model=None, version="test", time_s=0.0)
-    w.reduction(key, dims={d: Z[:, :d] for d in (2, 4, 8)}, display=Z[:, :2])
+    w.reduction(key, coords={d: Z[:, :d] for d in (2, 4, 8)}, display=Z[:, :2])
 
 
 def _build_collections(tmp_path_factory: pytest.TempPathFactory) -> Path:

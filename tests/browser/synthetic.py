@@ -143,7 +143,7 @@ def write_synthetic_collection(
     w.recordings(recs, complete=False)
     w.clips(clips)
     w.features("synthetic", feats, model=None, version="0", time_s=0.0)
-    w.reduction("synthetic", dims={2: map_2d, 8: feats}, display=map_2d)
+    w.reduction("synthetic", coords={2: map_2d, 8: feats}, display=map_2d)
 
     config = {
         "sample_rate": audio_sample_rate,

@@ -72,7 +72,7 @@ def _write_collection(root: Path, *, features: bool = True) -> None:
             sp[f"species_{k}"] = [SPECIES[(g + k - 1) % N_GROUPS] for g in group]
             sp[f"score_{k}"] = np.float32(0.9 / k)
         w.species("birdnet", sp)
-        w.reduction("birdnet", dims={8: X8, 2: X8[:, :2].copy()}, display=X8[:, :2].copy(), time_s=0.1)
+        w.reduction("birdnet", coords={8: X8, 2: X8[:, :2].copy()}, display=X8[:, :2].copy(), time_s=0.1)
     config = {"sample_rate": 22050, "clip_s": 3.0, "tile_w": 64, "tile_h": 64, "tile_format": "jpg"}
     config.update({"sheet_cols": 10, "sheet_rows": 1, "audio_sample_rate": 22050})
     w.manifest(config=config, counts={"recordings": n_rec, "clips": N_CLIPS, "sheets": 1, "audio_sprites": 1})
