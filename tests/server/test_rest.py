@@ -179,6 +179,7 @@ def test_new_collection_folder_is_found(tmp_path):
     c = app.test_client()
     assert c.get("/api/collections").get_json()["collections"] == []
     assert c.get("/api/collections/late").status_code == 404
-    (tmp_path / "late").mkdir()  # a build finishing while the server runs
-    (tmp_path / "late" / "manifest.json").write_text('{"schema_version": 1, "counts": {"clips": 0}}')
+    from preprocess.testing import CollectionWriter
+
+    CollectionWriter(tmp_path / "late").manifest(config={}, counts={"clips": 0})  # a build finishing meanwhile
     assert c.get("/api/collections/late").status_code == 200
