@@ -80,12 +80,17 @@ def mel_power(
 
 
 def power_to_uint8(mel: np.ndarray, *, top_db: float) -> np.ndarray:
-    """dB relative to each clip's maximum, clipped to ``top_db`` and quantised to uint8 (255 = 0 dB)."""
+    """dB relative to each clip's maximum, clipped to ``top_db`` and quantised to uint8 (255 = 0 dB).
+
+    A silent clip (no bin above the power floor) is all 0: dark, not a white tile.
+    """
     mel = np.asarray(mel, dtype=np.float32)
     db = 10.0 * np.log10(np.maximum(mel, _AMIN))
     ref = db.reshape(len(db), -1).max(axis=1).reshape(-1, 1, 1)
     scaled = (db - ref + top_db) * (255.0 / top_db)
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    out = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    out[ref[:, 0, 0] <= 10.0 * np.log10(_AMIN)] = 0
+    return out
 
 
 def uint8_to_db(spec: np.ndarray, *, top_db: float) -> np.ndarray:

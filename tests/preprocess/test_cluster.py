@@ -95,12 +95,29 @@ def test_cancel_and_bad_input(blobs):
     assert C.validate_params("hdbscan", {"min_cluster_size": 12.0})["min_cluster_size"] == 12
 
 
+TINY = [("dbscan", {"eps": 5.0, "min_samples": 2}), ("hdbscan", {"min_cluster_size": 2})]
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 6])
 def test_tiny_inputs(n):
+    # n points on a line, 2.8 apart: one chain for DBSCAN (eps 5); HDBSCAN never makes a single cluster
     X = np.arange(n * 2, dtype=np.float32).reshape(n, 2)
-    for alg, p in [("dbscan", {"eps": 5.0, "min_samples": 2}), ("hdbscan", {"min_cluster_size": 2})]:
+    for alg, p in TINY:
         labels = C.cluster(X, algorithm=alg, params=p)
         assert labels.shape == (n,) and labels.dtype == np.int32
+        if n >= 2:
+            expected = 0 if alg == "dbscan" else -1
+            np.testing.assert_array_equal(labels, np.full(n, expected))
+    # two tight groups of n points, far apart: found exactly (numbered by size, so 0 and 1) when n >= 2,
+    # all noise when each "group" is a single point
+    groups = np.repeat([0, 1], n)
+    X2 = (groups[:, None] * 100.0 + np.arange(2 * n)[:, None] * 0.01).astype(np.float32) * np.ones(2, np.float32)
+    for alg, p in TINY:
+        labels = C.cluster(X2, algorithm=alg, params=p)
+        if n >= 2:
+            assert adjusted_rand_score(groups, labels) == 1.0 and set(labels.tolist()) == {0, 1}
+        else:
+            np.testing.assert_array_equal(labels, [-1, -1])
 
 
 def test_algorithms_json_lists_every_rule():
