@@ -1,4 +1,4 @@
-"""The user's classes: a crash-safe SQLite store per collection (``COLLECTION/labels.sqlite``).
+"""The user's classes: a crash-safe SQLite store per collection (``Collection.labels_db_path``).
 
 A *class* has a unique name (case-insensitive), a colour and a note. A *membership* puts one clip in one
 class; a clip may be in several classes (multi-label). Every membership remembers its *source*: the
