@@ -26,13 +26,28 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The edge's advice for core messages (the core names no CLI command or flag): (phrase in the message, hint).
+_ADVICE = (
+    ("build the collection first", "python -m preprocess build INPUT --out COLLECTION"),
+    ("compute feature set", "python -m preprocess features COLLECTION --extractor NAME"),
+    ("compute the reduction again", "python -m preprocess reduce COLLECTION --refit"),
+    ("event threshold", "lower it with --event-threshold-db, or use --mode fixed"),
+)
+
+
+def advice(message: str) -> str:
+    """The CLI command that helps with a core error message ("" when none applies)."""
+    hints = [hint for phrase, hint in _ADVICE if phrase in message]
+    return f" ({'; '.join(hints)})" if hints else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except SonomapError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}{advice(str(e))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `info … | head`: the reader has gone, nothing more to say
         sys.stderr.close()

@@ -92,7 +92,7 @@ def _load_features(collection: Collection, features: list[str], rows: slice) -> 
         if X.shape[0] != n:
             raise CollectionError(
                 f"feature set {name!r} has {X.shape[0]} rows but the collection has {n} clips: "
-                f"run python -m preprocess features {collection.root} --extractor {name}"
+                f"compute feature set {name!r} again for the new clips"
             )
         out[name] = np.asarray(X[rows], dtype=np.float32)
     return out

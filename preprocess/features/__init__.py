@@ -107,8 +107,7 @@ def run_extractor(
     extractor.check_available()
     if not collection.spectrograms_path.is_file():
         raise CollectionError(
-            f"{collection.root} has no spectrograms ({collection.spectrograms_path.name}); build it first: "
-            "python -m preprocess build INPUT --out COLLECTION"
+            f"{collection.root} has no spectrograms ({collection.spectrograms_path.name}); build the collection first"
         )
     n_clips = collection.n_clips()
     out_dir = collection.features_dir(name)
