@@ -41,9 +41,9 @@ def main() -> None:
     from preprocess.reduce import reduce_collection
     from preprocess.uploads import UploadStore
 
-    others = sorted(
-        p for d in DEMO.iterdir() if d.is_dir() and d.name not in BASE_SPECIES for p in d.glob("*.mp3")
-    )[: args.n]
+    others = sorted(p for d in DEMO.iterdir() if d.is_dir() and d.name not in BASE_SPECIES for p in d.glob("*.mp3"))[
+        : args.n
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         root, src = Path(tmp) / "collections", Path(tmp) / "src"
         for name in BASE_SPECIES:
@@ -59,7 +59,7 @@ def main() -> None:
         res = ingest(root, "base", batch)
         t_ingest = time.perf_counter() - t0
     print(f"sonomap at {Path(preprocess.__file__).parent}")
-    print(f"| files | ok | new clips | base build s | ingest s | s / file |")
+    print("| files | ok | new clips | base build s | ingest s | s / file |")
     print("|---:|---:|---:|---:|---:|---:|")
     n_ok = sum(f.status == "ok" for f in res.files)
     print(

@@ -182,7 +182,9 @@ def test_status_table_and_path_cleaning():
     assert clean("/a/b/c/clips.parquet has 3 clips") == "clips.parquet has 3 clips"
     assert clean("read C:\\Users\\me\\x.wav failed") == "read x.wav failed"
     assert clean("ratio 3/4 and 10 MB/s stay") == "ratio 3/4 and 10 MB/s stay"
-    assert translate(NotFoundError("no collection 'x'; available: a, b")).message == "no collection 'x'; available: a, b"
+    assert (
+        translate(NotFoundError("no collection 'x'; available: a, b")).message == "no collection 'x'; available: a, b"
+    )
 
 
 def test_socket_js_mirrors_the_protocol():
