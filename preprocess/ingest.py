@@ -149,7 +149,6 @@ def ingest(
             for o, (_staged, rel) in zip(outcomes, placed, strict=True):
                 if o.status != "ok":
                     (sources / rel).unlink(missing_ok=True)
-            _journal_path(root_all, name).unlink(missing_ok=True)  # the manifest knows the built files now
             ok = [o for o in outcomes if o.status == "ok"]
             if ok:
                 coll = Collection.open(root)
@@ -164,6 +163,7 @@ def ingest(
             for o in outcomes:
                 _emit(result, o, on_file)
         finally:
+            _journal_path(root_all, name).unlink(missing_ok=True)  # settled: built files are in the manifest
             _tidy(root, created=create)
 
         if not (root / "manifest.json").is_file():
