@@ -6,7 +6,12 @@ Everything lives under the collections folder and nowhere else::
     COLLECTIONS/.uploads/UPLOAD_ID/data.part   bytes received so far (appended chunk by chunk)
     COLLECTIONS/.uploads/UPLOAD_ID/data        the complete file (renamed from data.part when the last byte arrives)
     COLLECTIONS/.uploads/UPLOAD_ID/unzipped/   members of a zip, extracted under safe names
-    COLLECTION/sources/BATCH/…                 originals kept by a collection (placed by :func:`place_files`)
+    COLLECTIONS/.uploads/journal/NAME.json     files of an ingest in flight (see :mod:`preprocess.ingest`)
+    COLLECTIONS/.uploads/locks/NAME.lock       one ingest / remap per collection
+    COLLECTION/sources/…                       originals kept by a collection (placed by :func:`place_file`)
+
+Staging has a quota (:class:`UploadLimits` ``max_client_*`` per owner, ``max_total_*`` overall): :meth:`UploadStore.create`
+raises :class:`QuotaExceeded` saying what is staged and what is allowed.
 
 A chunk is read completely before a byte of it is written, so a client that disconnects mid-chunk
 leaves the upload at its previous offset, ready to resume (``status`` says where). A half-uploaded

@@ -165,7 +165,7 @@ def register(app: Any, socketio: Any, *, collections: Any) -> Blueprint:
         leave_room(room_name(name))
         return {"ok": True}
 
-    for event, handler in (("join", on_join), ("leave", on_leave)):
+    for event, handler in ((protocol.JOIN, on_join), (protocol.LEAVE, on_leave)):
         if not _has_handler(socketio, event):
             socketio.on(event)(handler)
     return bp

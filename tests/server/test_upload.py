@@ -409,7 +409,8 @@ def test_upload_real_recordings_in_chunks_and_receive_per_file_events(real_root)
     assert len(failed) == 1 and failed[0]["name"] == "broken.mp3" and failed[0]["reason"]
     progress = _events(got, "job:progress")
     assert {"recordings", "features:birdnet", "reduce"} <= {p["stage"] for p in progress}
-    assert {p["file"] for p in progress} >= {f.name for f in files}
+    assert all(p["n_files"] == 4 and 0 <= p["file_index"] <= 4 for p in progress)
+    assert [p["file_index"] for p in progress] == sorted(p["file_index"] for p in progress)
     fractions = [p["fraction"] for p in progress]
     assert fractions == sorted(fractions)
     clips_events = _events(got, "preprocess:clips")
