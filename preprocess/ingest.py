@@ -143,7 +143,7 @@ def ingest(
                 )  # fmt: skip
             except BaseException:
                 _return_to_staging(placed, sources)
-                _journal_path(root_all, name).unlink(missing_ok=True)
+                _drop_journal(root_all, name)
                 raise
             outcomes = _outcomes(root, placed, res, n)
             for o, (_staged, rel) in zip(outcomes, placed, strict=True):
@@ -163,7 +163,7 @@ def ingest(
             for o in outcomes:
                 _emit(result, o, on_file)
         finally:
-            _journal_path(root_all, name).unlink(missing_ok=True)  # settled: built files are in the manifest
+            _drop_journal(root_all, name)  # settled: the built files are in the manifest
             _tidy(root, created=create)
 
         if not (root / "manifest.json").is_file():
@@ -195,7 +195,7 @@ def _place_batch(
             done.append((staged, rel))
     except BaseException:
         _return_to_staging(done, sources)
-        _journal_path(root_all, name).unlink(missing_ok=True)
+        _drop_journal(root_all, name)
         raise
     return done
 
@@ -419,6 +419,15 @@ def _journal_path(root_all: Path, name: str) -> Path:
     return root_all / UPLOADS_DIR / "journal" / f"{name}.json"
 
 
+def _drop_journal(root_all: Path, name: str) -> None:
+    path = _journal_path(root_all, name)
+    path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()  # only when no other collection's ingest is in flight
+    except OSError:
+        pass
+
+
 def _write_journal(root_all: Path, name: str, plan: list[tuple[StagedFile, str]]) -> None:
     path = _journal_path(root_all, name)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -470,7 +479,7 @@ def reconcile(collections_root: Path | str, name: str) -> list[str]:
         else:
             src.unlink()
             removed += 1
-    path.unlink(missing_ok=True)
+    _drop_journal(root_all, name)
     if root.is_dir() and not (root / "manifest.json").is_file():
         shutil.rmtree(root, ignore_errors=True)  # a new collection that never got its manifest
     notes = []

@@ -103,7 +103,7 @@ class JobKind:
         """Extra fields of the error ack (e.g. ``allowed``)."""
         return {}
 
-    def progress_fields(self, job: Job, stage: str, done: int, total: int) -> dict[str, Any]:
+    def progress_fields(self, job: Job, stage: str, done: int, total: int, message: str) -> dict[str, Any]:
         """Extra fields of each ``job:progress``."""
         return {}
 
@@ -234,7 +234,7 @@ class JobRunner:
                 "fraction": round(job.fraction, 4),
                 "message": message,
                 "eta_s": eta,
-                **kind.progress_fields(job, stage, done, total),
+                **kind.progress_fields(job, stage, done, total, message),
             }
             job.emit(protocol.JOB_PROGRESS, payload)
 

@@ -65,11 +65,13 @@ class PreprocessKind(JobKind):
             self.store.status(uid)  # 404 for an unknown upload, before any work
         return {"collection": name, "create": bool(new), "uploads": list(dict.fromkeys(uploads))}
 
-    def progress_fields(self, job: Job, stage: str, done: int, total: int) -> dict[str, Any]:
+    def progress_fields(self, job: Job, stage: str, done: int, total: int, message: str) -> dict[str, Any]:
         n = job.meta.get("n_files", len(job.request["uploads"]))
+        file = ""
         if stage == "recordings":
             job.meta["file_index"] = min(int(done), n)
-        return {"file": job.meta.get("file", ""), "file_index": job.meta.get("file_index", 0), "n_files": n}
+            file = message  # the build names the recording it just finished (its path in sources/)
+        return {"file": file, "file_index": job.meta.get("file_index", 0), "n_files": n}
 
     def run(self, job: Job, progress: ProgressFn) -> dict[str, Any]:
         from preprocess.ingest import ingest
@@ -81,7 +83,6 @@ class PreprocessKind(JobKind):
         job.meta["batch"] = batch
         audio = [f for f in batch.files if f.kind == "audio"]
         job.meta["n_files"] = max(1, len(audio))
-        job.meta["file"] = ", ".join(sorted(str(f.rel_path) for f in audio)[:3]) + (" …" if len(audio) > 3 else "")
         progress("staging", 1, 1, f"{len(audio)} audio files")
 
         def on_file(o: Any) -> None:

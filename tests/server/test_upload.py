@@ -358,6 +358,20 @@ def test_a_refused_job_keeps_the_uploads(empty_app):
     assert (root / ".uploads" / up["upload_id"] / "data").is_file() and not (root / "fresh").exists()
 
 
+def test_remap_holds_the_collection_lock(synthetic_root, tmp_path):
+    from preprocess.ingest import collection_lock
+
+    root = tmp_path / "collections"
+    shutil.copytree(synthetic_root, root)
+    app, socketio = _app(root)
+    sc = socketio.test_client(app, flask_test_client=app.test_client())
+    with collection_lock(root, "synth"):  # an ingest is adding recordings to it
+        ack = sc.emit("remap", {"collection": "synth"}, callback=True)
+        assert ack["ok"], ack
+        err = _events(_wait(sc, ack["job_id"], timeout_s=60), "job:error")[0]
+    assert err["status"] == 409 and "being added" in err["error"] and str(root) not in err["error"]
+
+
 # ---------------------------------------------------------------------------------------------
 # real recordings, real pipeline (slow)
 
