@@ -316,6 +316,21 @@ def test_quota_over_rest_is_413_with_the_json_shape(tmp_path):
     assert r.status_code == 413 and r.get_json()["ok"] is False and "staging quota" in r.get_json()["error"]
 
 
+def test_stale_uploads_are_swept_on_a_timer(tmp_path):
+    root = tmp_path / "collections"
+    root.mkdir()
+    app, _ = _app(root)
+    store = app.extensions["sonomap"]["uploads"]
+    store.limits = UploadLimits(stale_after_s=1.0)  # swept every second
+    c = app.test_client()
+    up = c.post("/api/uploads", json={"file_name": "a.mp3", "size_bytes": 10}).get_json()["upload"]
+    assert (root / ".uploads" / up["upload_id"]).is_dir()
+    deadline = time.monotonic() + 15
+    while (root / ".uploads" / up["upload_id"]).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)  # no other request arrives: only the timer can remove it
+    assert not (root / ".uploads" / up["upload_id"]).exists()
+
+
 def test_disconnect_discards_the_clients_unfinished_uploads(empty_app):
     root, app, socketio = empty_app
     c = app.test_client()
