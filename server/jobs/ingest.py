@@ -17,6 +17,7 @@ from preprocess.errors import NotFoundError, ParameterError, SonomapError
 from preprocess.uploads import UploadStore
 
 from .. import protocol
+from ..errors import clean
 from .base import Job, JobKind, ProgressFn
 
 
@@ -99,14 +100,14 @@ class PreprocessKind(JobKind):
                 {
                     "name": f.name,
                     "status": f.status,
-                    "reason": f.reason,
+                    "reason": clean(f.reason),
                     "n_clips": len(f.clip_ids),
                     "recording_id": f.recording_id,
                 }
                 for f in result.files
             ],  # fmt: skip
-            "refused": [{"name": n, "reason": r} for n, r in result.refused],
-            "notes": result.notes,
+            "refused": [{"name": n, "reason": clean(r)} for n, r in result.refused],
+            "notes": [clean(n) for n in result.notes],
             "n_new_clips": len(result.new_clip_ids),
             "n_clips": result.n_clips,
             "reductions": result.reductions,
@@ -117,7 +118,7 @@ class PreprocessKind(JobKind):
         job.emit(
             protocol.PREPROCESS_FILE,
             {"job_id": job.id, "collection": name, "index": o.index, "n_files": o.n_files, "name": o.name,
-             "status": o.status, "reason": o.reason, "recording_id": o.recording_id, "n_clips": len(o.clip_ids)},
+             "status": o.status, "reason": clean(o.reason), "recording_id": o.recording_id, "n_clips": len(o.clip_ids)},
         )  # fmt: skip
         if o.status != "ok" or create:  # a new collection has no map until the batch is in
             return
