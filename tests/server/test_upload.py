@@ -458,6 +458,7 @@ def test_upload_real_recordings_in_chunks_and_receive_per_file_events(real_root)
     assert np.array_equal(coll.display_map("birdnet")[:n_before], map_before)
     res = _events(got, "job:result")[0]
     assert res["kind"] == "preprocess" and res["n_new_clips"] == len(new_ids) and not res["created"]
+    assert str(real_root.parent) not in str([e["args"] for e in got])  # no server path reaches the client
     # originals kept inside the collection; staging emptied; nothing half-written
     srcs = list((real_root / "birds" / "sources").rglob("*.mp3"))
     assert sorted(p.name for p in srcs) == sorted(f.name for f in files)
