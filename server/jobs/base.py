@@ -108,7 +108,8 @@ class JobKind:
         return {}
 
     def finished(self, job: Job, outcome: str) -> None:
-        """Called once when the job ended: ``outcome`` is ``"result"``, ``"error"`` or ``"cancelled"``."""
+        """Called once when the job ends, just before its last event: ``outcome`` is ``"result"``, ``"error"`` or
+        ``"cancelled"``."""
 
     def stage_key(self, stage: str) -> str:
         return stage.split(":", 1)[0]
@@ -205,11 +206,12 @@ class JobRunner:
     def _cancel(self, job: Job, *, notify: bool) -> None:
         job.cancelled.set()
         if self._finish(job):
+            self._ended(job, "cancelled")
             if notify:
                 job.emit(protocol.JOB_CANCELLED, {"job_id": job.id})
-            self._ended(job, "cancelled")
 
     def _ended(self, job: Job, outcome: str) -> None:
+        """The kind's clean-up, before the job's last event: a client that gets it sees the settled state."""
         try:
             self.kinds[job.kind].finished(job, outcome)
         except Exception as e:  # noqa: BLE001 - a cleanup hook must not take the server down
@@ -243,8 +245,8 @@ class JobRunner:
     def _emit_ready(self, kind: JobKind, job: Job, result: dict[str, Any]) -> None:
         self.socketio.sleep(0)
         if self._finish(job):
-            job.emit(protocol.JOB_RESULT, {"kind": kind.name, **result, "job_id": job.id})
             self._ended(job, "result")
+            job.emit(protocol.JOB_RESULT, {"kind": kind.name, **result, "job_id": job.id})
 
     def _run(self, kind: JobKind, job: Job) -> None:
         try:
@@ -260,9 +262,9 @@ class JobRunner:
                 body = {"job_id": job.id, "error": reply.message, "status": reply.status}
                 if reply.error_id:
                     body["error_id"] = reply.error_id
-                job.emit(protocol.JOB_ERROR, body)
                 self._ended(job, "error")
+                job.emit(protocol.JOB_ERROR, body)
             return
         if self._finish(job):
-            job.emit(protocol.JOB_RESULT, {"kind": kind.name, **result, "job_id": job.id})
             self._ended(job, "result")
+            job.emit(protocol.JOB_RESULT, {"kind": kind.name, **result, "job_id": job.id})
