@@ -60,6 +60,8 @@ from .schema import (  # noqa: F401  (re-exported: older callers import the name
     FEATURES_DIR,
     FEATURES_FILE,
     FEATURES_MODEL_FILE,
+    JOURNAL_DIR,
+    JOURNAL_PATTERN,
     LABELS_DB,
     LOCK_PATTERN,
     LOCKS_DIR,
@@ -401,6 +403,16 @@ def upload_unzipped_dir(upload_folder: Path) -> Path:
 def ingest_lock_path(collections_root: Path | str, name: str) -> Path:
     """The lock file that keeps ingests into collection ``name`` one at a time."""
     return uploads_root(collections_root) / LOCKS_DIR / LOCK_PATTERN.format(name)
+
+
+def ingest_journals_dir(collections_root: Path | str) -> Path:
+    """Where the journals of ingests in flight live (one per collection, removed when the ingest settles)."""
+    return uploads_root(collections_root) / JOURNAL_DIR
+
+
+def ingest_journal_path(collections_root: Path | str, name: str) -> Path:
+    """The journal of an ingest into collection ``name``: which staged files were moved into ``sources/``."""
+    return ingest_journals_dir(collections_root) / JOURNAL_PATTERN.format(name)
 
 
 def as_collection(collection: Collection | Path | str) -> Collection:

@@ -1,22 +1,29 @@
-"""Adding uploaded files to a collection (or creating one), one recording at a time, with the CLI's pipeline.
+"""Adding uploaded files to a collection (or creating one) in ONE build, one feature pass and one placement.
 
-For each audio file, in name order: move it from the upload staging area into
-``COLLECTION/sources/`` under a name no earlier build used (the originals the recording view streams), run the same incremental
-:func:`preprocess.pipeline.build` the CLI runs (input ``COLLECTION/sources``: only the new file is
-processed, clip ids are appended), compute every feature set the collection has for the new clips
-(:func:`preprocess.features.run_extractor`, incremental), and place the new clips on each existing
-map with the fitted model (:func:`preprocess.reduce.reduce_collection` extending through
-``transform_new``: old points never move). ``on_file`` receives each file's outcome as soon as it is
-known, so its clips can be shown while the next file is processed. A file that fails (not audio,
-corrupt, silent, a duplicate) is reported with the reason and removed from ``sources/``; the rest go on.
+All audio files of a request, in name order, are moved from the upload staging area into ``COLLECTION/sources/``
+under names no earlier build used (the originals the recording view streams). Then, once for the whole batch: the
+same incremental :func:`preprocess.pipeline.build` the CLI runs (input ``COLLECTION/sources``: only the new files
+are processed, clip ids are appended), every feature set the collection has for the new clips
+(:func:`preprocess.features.run_extractor`, incremental), and the new clips placed on each existing map with the
+fitted model (:func:`preprocess.reduce.reduce_collection` extending through ``transform_new``: old points never move).
+Each file's clips are found by its path in the recording table, so a stray file never takes another's clips.
+``on_file`` receives each file's outcome; a file that fails (not audio, corrupt, silent, a duplicate) is reported
+with the reason and removed from ``sources/``; the rest go on.
 
-A new collection has no map until it has clips: its map is fitted once, after the last file.
-One ingest at a time per collection (a lock file under ``COLLECTIONS/.uploads/locks``).
+A new collection has no map until it has clips: its map is fitted once, after the build.
+
+Crash safety: before a file is moved, a journal (``COLLECTIONS/.uploads/journal/NAME.json``) records where it came
+from and where it goes. If the build fails or is cancelled, the files go back to staging (the user's uploads
+survive); if the process dies (kill -9), :func:`reconcile` runs at the next start or ingest and adopts the files the
+manifest knows (they were built) and returns the others to staging (or removes them when their upload is gone).
+One ingest or remap at a time per collection (:func:`collection_lock`, under ``COLLECTIONS/.uploads/locks``).
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,11 +33,19 @@ from typing import Any
 
 import numpy as np
 
-from .collection import Collection, check_name, ingest_lock_path
+from .collection import (
+    Collection,
+    check_name,
+    ingest_journal_path,
+    ingest_journals_dir,
+    ingest_lock_path,
+    uploads_root,
+    write_json_atomic,
+)
 from .config import BuildConfig
 from .errors import Cancelled, CollectionError, MissingDependencyError, ParameterError, SonomapError
 from .progress import CancelCheck, Progress, check_cancel, no_progress
-from .uploads import StagedBatch, new_batch_name, place_file, sources_dir
+from .uploads import StagedBatch, StagedFile, move_into, new_batch_name, place_file, sources_dir
 
 #: Feature sets computed for a collection created from the browser (first one available wins).
 DEFAULT_FEATURES = ("birdnet", "acoustic")
@@ -41,7 +56,7 @@ MIN_CLIPS_FOR_MAP = 5
 
 @dataclass
 class FileOutcome:
-    """What happened to one file (``on_file`` gets it as soon as it is known)."""
+    """What happened to one file (``on_file`` gets it once the batch is built and placed)."""
 
     index: int
     n_files: int
@@ -82,8 +97,8 @@ def ingest(
     create: bool = False,
     config: BuildConfig | None = None,
     features: tuple[str, ...] | list[str] | None = None,
+    jobs: int | None = 1,
     progress: Progress | None = None,
-    on_file_start: Callable[[int, int, str], None] | None = None,
     on_file: Callable[[FileOutcome], None] | None = None,
     should_cancel: CancelCheck | None = None,
 ) -> IngestResult:
@@ -94,8 +109,13 @@ def ingest(
     create : True to create a new collection (it must not exist), False to add to an existing one.
     config : build config of a new collection (default :class:`BuildConfig`); ignored when adding.
     features : feature sets of a new collection (default: the first of ``DEFAULT_FEATURES`` available).
-    progress : ``progress(stage, done, total, message)`` for the current file's stages.
-    on_file_start, on_file : called before each file, and with its :class:`FileOutcome` when done.
+    jobs : worker processes of the one build (default 1).
+    progress : ``progress(stage, done, total, message)`` for the batch's stages (discover, recordings, …,
+        features:NAME, reduce).
+    on_file : called with each file's :class:`FileOutcome`, in name order, once the batch is built and placed.
+
+    Raises ``CollectionError`` when another ingest holds the collection, ``Cancelled``; on any error before the build
+    finished, the staged files are back where they were.
     """
     from .pipeline import build
 
@@ -113,54 +133,45 @@ def ingest(
     if not audio:
         raise ParameterError("no audio files to add" + (f" ({_refusals(batch.refused)})" if batch.refused else ""))
 
-    with _collection_lock(root_all, name):
+    with collection_lock(root_all, name):
+        result.notes.extend(reconcile(root_all, name))
         sources = sources_dir(root)
-        # originals go straight into sources/ (a folder around them would become their label), under names no
-        # earlier build used; metadata files into a hidden folder the build does not look into
-        meta_dir = Collection(root).sources_metadata_dir(new_batch_name())
-        labels_csv, xc_json = _place_metadata(meta_files, meta_dir, root_all, result)
         taken = _known_paths(root)
-        feature_names: list[str] | None = None if create else Collection.open(root).feature_sets()
         n = len(audio)
         try:
-            for i, staged in enumerate(audio):
-                check_cancel(should_cancel)
-                label = str(staged.rel_path)
-                if on_file_start:
-                    on_file_start(i, n, label)
-                placed = place_file(staged, sources, collections_root=root_all, taken=taken)
-                rel = placed.relative_to(sources.resolve()).as_posix()
-                taken.add(rel.lower())
-                try:
-                    res = build(
-                        [sources], root, config=config if create else None, labels_csv=labels_csv, xc_json=xc_json,
-                        jobs=1, progress=progress, should_cancel=should_cancel,
-                    )  # fmt: skip
-                except Cancelled:
-                    placed.unlink(missing_ok=True)
-                    raise
-                except SonomapError as e:
-                    placed.unlink(missing_ok=True)
-                    outcome = FileOutcome(i, n, label, "failed", reason=str(e))
-                    _emit(result, outcome, on_file)
-                    continue
-                reason = next((r for p, r in res.skipped if p == rel), None)
-                if reason is not None or res.new_clips == 0:
-                    placed.unlink(missing_ok=True)
-                    outcome = FileOutcome(i, n, label, "failed", reason=reason or "no clips were found")
-                    _emit(result, outcome, on_file)
-                    continue
+            check_cancel(should_cancel)
+            placed = _place_batch(audio, sources, root_all, name, taken)
+            try:
+                # metadata files into a hidden folder the build does not look into
+                meta_dir = Collection(root).sources_metadata_dir(new_batch_name())
+                labels_csv, xc_json = _place_metadata(meta_files, meta_dir, root_all, result)
+                res = build(
+                    [sources], root, config=config if create else None, labels_csv=labels_csv, xc_json=xc_json,
+                    jobs=jobs, progress=progress, should_cancel=should_cancel,
+                )  # fmt: skip
+            except BaseException:
+                _return_to_staging(placed, sources)
+                _drop_journal(root_all, name)
+                raise
+            outcomes = _outcomes(root, placed, res, n)
+            for o, (_staged, rel) in zip(outcomes, placed, strict=True):
+                if o.status != "ok":
+                    (sources / rel).unlink(missing_ok=True)
+            ok = [o for o in outcomes if o.status == "ok"]
+            if ok:
                 coll = Collection.open(root)
-                clip_ids = list(range(res.clips - res.new_clips, res.clips))
-                outcome = FileOutcome(i, n, label, "ok", recording_id=res.recordings - 1, clip_ids=clip_ids)
-                if feature_names is None:
+                if create:
                     feature_names = _initial_features(coll, features, progress, should_cancel, result)
                 else:
+                    feature_names = coll.feature_sets()
                     _run_features(coll, feature_names, progress, should_cancel, result)
-                if not create:
-                    outcome.positions = _place(coll, feature_names, clip_ids, progress, should_cancel, result)
-                _emit(result, outcome, on_file)
+                    _place(coll, feature_names, ok, progress, should_cancel, result)
+                if create and feature_names:
+                    _fit_new_map(coll, feature_names, progress, should_cancel, result)
+            for o in outcomes:
+                _emit(result, o, on_file)
         finally:
+            _drop_journal(root_all, name)  # settled: the built files are in the manifest
             _tidy(root, created=create)
 
         if not Collection(root).exists():
@@ -168,11 +179,58 @@ def ingest(
         coll = Collection.open(root)
         result.n_clips = coll.n_clips()
         result.feature_sets = coll.feature_sets()
-        if create and result.n_ok and feature_names:
-            _fit_new_map(coll, feature_names, progress, should_cancel, result)
         result.reductions = coll.reductions()
         result.suggest_remap = any(_needs_remap(coll, key) for key in result.reductions)
     return result
+
+
+def _place_batch(
+    audio: list[StagedFile], sources: Path, root_all: Path, name: str, taken: set[str]
+) -> list[tuple[StagedFile, str]]:
+    """Move every audio file into ``sources/`` (journal first); return ``[(staged, path relative to sources)]``."""
+    sources.mkdir(parents=True, exist_ok=True)
+    plan: list[tuple[StagedFile, str]] = []
+    for staged in audio:
+        target = place_file(staged, sources, collections_root=root_all, taken=taken, dry_run=True)
+        rel = target.relative_to(sources.resolve()).as_posix()
+        taken.add(rel.lower())
+        plan.append((staged, rel))
+    _write_journal(root_all, name, plan)
+    done: list[tuple[StagedFile, str]] = []
+    try:
+        for staged, rel in plan:
+            move_into(staged.path, sources / rel)
+            done.append((staged, rel))
+    except BaseException:
+        _return_to_staging(done, sources)
+        _drop_journal(root_all, name)
+        raise
+    return done
+
+
+def _outcomes(root: Path, placed: list[tuple[StagedFile, str]], res: Any, n: int) -> list[FileOutcome]:
+    """Each placed file's outcome, its recording and clips found by its path (never by position)."""
+    skipped = dict(res.skipped)
+    coll = Collection.open(root) if (root / "manifest.json").is_file() else None
+    recs = coll.recordings() if coll is not None else None
+    clips = coll.clips() if coll is not None else None
+    out = []
+    for i, (staged, rel) in enumerate(placed):
+        label = str(staged.rel_path)
+        if rel in skipped:
+            out.append(FileOutcome(i, n, label, "failed", reason=skipped[rel] or "skipped"))
+            continue
+        rows = recs.index[recs["path"] == rel] if recs is not None else []
+        if len(rows) != 1:
+            out.append(FileOutcome(i, n, label, "failed", reason="no clips were found"))
+            continue
+        rid = int(recs.loc[rows[0], "recording_id"])
+        ids = [int(c) for c in clips["clip_id"][clips["recording_id"] == rid]]
+        if not ids:
+            out.append(FileOutcome(i, n, label, "failed", reason="no clips were found"))
+            continue
+        out.append(FileOutcome(i, n, label, "ok", recording_id=rid, clip_ids=ids))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,16 +279,16 @@ def _run_features(
 def _place(
     coll: Collection,
     feature_names: list[str],
-    clip_ids: list[int],
+    ok: list[FileOutcome],
     progress: Progress,
     should_cancel: CancelCheck | None,
     result: IngestResult,
-) -> dict[str, np.ndarray]:
-    """Extend every map whose feature sets are all up to date; return the new clips' 2-d positions per key."""
+) -> None:
+    """Extend every map whose feature sets are all up to date (once); set each outcome's 2-d positions per key."""
     from .reduce import reduce_collection
 
-    out: dict[str, np.ndarray] = {}
     have = set(coll.feature_sets())
+    last = max(c for o in ok for c in o.clip_ids)
     for key in coll.reductions():
         try:
             meta = coll.reduction_meta(key)
@@ -244,13 +302,13 @@ def _place(
                 should_cancel=should_cancel, **params,
             )  # fmt: skip
             m = coll.display_map(key)
-            if len(m) >= clip_ids[-1] + 1:
-                out[key] = np.asarray(m[clip_ids[0] : clip_ids[-1] + 1], dtype=np.float32)
+            if len(m) >= last + 1:
+                for o in ok:
+                    o.positions[key] = np.asarray(m[o.clip_ids], dtype=np.float32)
         except Cancelled:
             raise
         except SonomapError as e:
             _note(result, f"map {key!r} was not extended: {e}")
-    return out
 
 
 def _fit_new_map(
@@ -328,14 +386,18 @@ def _known_paths(root: Path) -> set[str]:
 
 
 @contextmanager
-def _collection_lock(root_all: Path, name: str) -> Iterator[None]:
+def collection_lock(collections_root: Path | str, name: str) -> Iterator[None]:
+    """Hold collection ``name``'s ingest lock (ingest, remap, reconcile); ``CollectionError`` when it is taken."""
+    root_all = Path(collections_root).resolve()
     lock = ingest_lock_path(root_all, name)
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "w") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise CollectionError(f"recordings are already being added to {name!r}; wait until that finishes") from None
+            raise CollectionError(
+                f"recordings are being added to {name!r} or its map is being recomputed; wait until that finishes"
+            ) from None
         try:
             yield
         finally:
@@ -355,3 +417,101 @@ def _note(result: IngestResult, note: str) -> None:
 
 def _refusals(refused: list[tuple[str, str]]) -> str:
     return "; ".join(f"{n}: {r}" for n, r in refused[:5])
+
+
+# ---------------------------------------------------------------------------------------------
+# the journal of an ingest in flight, and reconciling after a crash
+
+
+def _journal_path(root_all: Path, name: str) -> Path:
+    return ingest_journal_path(root_all, name)
+
+
+def _drop_journal(root_all: Path, name: str) -> None:
+    path = _journal_path(root_all, name)
+    path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()  # only when no other collection's ingest is in flight
+    except OSError:
+        pass
+
+
+def _write_journal(root_all: Path, name: str, plan: list[tuple[StagedFile, str]]) -> None:
+    path = _journal_path(root_all, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entries = [{"source": rel, "staged": str(s.path), "upload_id": s.upload_id} for s, rel in plan]
+    write_json_atomic(path, {"collection": name, "files": entries})
+
+
+def _return_to_staging(placed: list[tuple[StagedFile, str]], sources: Path) -> None:
+    """Move placed files back to their staged paths (a failed or cancelled build keeps the user's uploads)."""
+    for staged, rel in placed:
+        src = sources / rel
+        if src.is_file():
+            if staged.path.parent.is_dir():
+                os.replace(src, staged.path)
+            else:
+                src.unlink()
+
+
+def reconcile(collections_root: Path | str, name: str) -> list[str]:
+    """Settle an ingest of ``name`` that was interrupted (kill -9): call with :func:`collection_lock` held.
+
+    Files of the journal that the manifest knows are adopted (the build finished; features and map catch up at the
+    next ingest); the others go back to their staged uploads, or are removed when the upload is gone. Returns notes.
+    """
+    root_all = Path(collections_root).resolve()
+    path = _journal_path(root_all, name)
+    if not path.is_file():
+        return []
+    try:
+        entries = json.loads(path.read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        entries = []
+    root = root_all / name
+    sources = sources_dir(root)
+    known = _known_paths(root)
+    adopted = returned = removed = 0
+    for e in entries:
+        rel, staged = str(e.get("source", "")), Path(str(e.get("staged", "")))
+        if not rel or rel.lower() in known:
+            adopted += bool(rel)
+            continue
+        src = (sources / rel).resolve()
+        if sources.resolve() not in src.parents or not src.is_file():
+            continue
+        staged_ok = staged.is_absolute() and (uploads_root(root_all)) in staged.resolve().parents
+        if staged_ok and staged.parent.is_dir() and not staged.exists():
+            os.replace(src, staged)
+            returned += 1
+        else:
+            src.unlink()
+            removed += 1
+    _drop_journal(root_all, name)
+    if root.is_dir() and not (root / "manifest.json").is_file():
+        shutil.rmtree(root, ignore_errors=True)  # a new collection that never got its manifest
+    notes = []
+    if adopted or returned or removed:
+        notes.append(
+            f"an earlier upload to {name!r} was interrupted: {adopted} file(s) kept in the collection, "
+            f"{returned} returned to the upload area, {removed} removed"
+        )
+    return notes
+
+
+def reconcile_all(collections_root: Path | str) -> list[str]:
+    """Run :func:`reconcile` for every collection with a journal whose lock is free (at server start)."""
+    root_all = Path(collections_root).resolve()
+    notes: list[str] = []
+    folder = ingest_journals_dir(root_all)
+    if not folder.is_dir():
+        return notes
+    for journal in sorted(folder.glob("*.json")):
+        name = journal.stem
+        try:
+            check_name(name, what="collection name")
+            with collection_lock(root_all, name):
+                notes.extend(reconcile(root_all, name))
+        except SonomapError:
+            continue
+    return notes

@@ -60,6 +60,8 @@ UPLOAD_DATA_FILE = "data"  # the complete file
 UPLOAD_UNZIPPED_DIR = "unzipped"  # members of a zip, extracted under safe names
 LOCKS_DIR = "locks"  # .uploads/locks/NAME.lock: one ingest at a time per collection
 LOCK_PATTERN = "{}.lock"  # collection name
+JOURNAL_DIR = "journal"  # .uploads/journal/NAME.json: an ingest in flight (files moved into sources/)
+JOURNAL_PATTERN = "{}.json"  # collection name
 
 # tables ---------------------------------------------------------------------------------------
 #: Columns every clip table has (more may follow). Times in seconds of the source recording.

@@ -6,7 +6,12 @@ Everything lives under the collections folder and nowhere else::
     COLLECTIONS/.uploads/UPLOAD_ID/data.part   bytes received so far (appended chunk by chunk)
     COLLECTIONS/.uploads/UPLOAD_ID/data        the complete file (renamed from data.part when the last byte arrives)
     COLLECTIONS/.uploads/UPLOAD_ID/unzipped/   members of a zip, extracted under safe names
-    COLLECTION/sources/BATCH/…                 originals kept by a collection (placed by :func:`place_files`)
+    COLLECTIONS/.uploads/journal/NAME.json     files of an ingest in flight (see :mod:`preprocess.ingest`)
+    COLLECTIONS/.uploads/locks/NAME.lock       one ingest / remap per collection
+    COLLECTION/sources/…                       originals kept by a collection (placed by :func:`place_file`)
+
+Staging has a quota (:class:`UploadLimits` ``max_client_*`` per owner, ``max_total_*`` overall): :meth:`UploadStore.create`
+raises :class:`QuotaExceeded` saying what is staged and what is allowed.
 
 A chunk is read completely before a byte of it is written, so a client that disconnects mid-chunk
 leaves the upload at its previous offset, ready to resume (``status`` says where). A half-uploaded
@@ -54,11 +59,13 @@ ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 class UploadError(SonomapError):
     """An upload was refused: too big, not audio, an unsafe zip, a chunk at the wrong offset."""
 
-    status = 400
-
 
 class UploadTooLarge(UploadError):
-    status = 413
+    """A file or chunk is larger than the limits allow."""
+
+
+class QuotaExceeded(UploadError):
+    """The staging area is full (per client or overall); the message says how much is staged and what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,11 @@ class UploadLimits:
     max_zip_ratio: float = 200.0  # uncompressed / compressed, per member and overall (audio barely compresses)
     max_name_chars: int = 120
     max_path_depth: int = 8
-    stale_after_s: float = 24 * 3600.0  # incomplete uploads untouched this long are removed
+    stale_after_s: float = 24 * 3600.0  # uploads untouched this long are removed (swept on a timer)
+    max_client_bytes: int = 16 * 1024**3  # declared bytes staged by one client at a time
+    max_client_uploads: int = 2_000  # uploads staged by one client at a time
+    max_total_bytes: int = 64 * 1024**3  # declared bytes staged by everyone
+    max_total_uploads: int = 10_000
 
     def check(self) -> UploadLimits:
         for k, v in asdict(self).items():
@@ -189,6 +200,7 @@ class StagedFile:
 class StagedBatch:
     files: list[StagedFile] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+    unusable: list[str] = field(default_factory=list)  # upload ids refused whole (unsafe zip, …): never usable
 
 
 class UploadStore:
@@ -243,6 +255,7 @@ class UploadStore:
                 f"{safe} is {_mb(size_bytes)}; the limit is {_mb(self.limits.max_file_bytes)} per file "
                 "(split long recordings, or ask the server's administrator to raise SONOMAP_MAX_UPLOAD_MB)"
             )
+        self._check_quota(safe, size_bytes, owner)
         upload_id = secrets.token_hex(16)
         d = self._dir(upload_id)
         d.mkdir(parents=True, exist_ok=False)
@@ -261,6 +274,23 @@ class UploadStore:
         upload_part_path(d).touch()
         self._write(up)
         return up
+
+    def _check_quota(self, safe: str, size_bytes: int, owner: str) -> None:
+        """Refuse an upload that would take one client's or everyone's staging over the limits."""
+        lim = self.limits
+        ups = self.list()
+        mine = [u for u in ups if u.owner == owner]
+        for who, have, max_n, max_bytes in (
+            ("you have", mine, lim.max_client_uploads, lim.max_client_bytes),
+            ("the server has", ups, lim.max_total_uploads, lim.max_total_bytes),
+        ):
+            staged = sum(u.size_bytes for u in have)
+            if len(have) + 1 > max_n or staged + size_bytes > max_bytes:
+                raise QuotaExceeded(
+                    f"{safe} ({_mb(size_bytes)}) would go over the staging quota: {who} {len(have)} uploads "
+                    f"({_mb(staged)}) waiting to be added; at most {max_n} uploads and {_mb(max_bytes)} are allowed. "
+                    "Add or discard the waiting uploads first"
+                )
 
     def status(self, upload_id: str) -> Upload:
         """The upload with ``received`` = bytes stored so far (resume from there)."""
@@ -388,12 +418,19 @@ class UploadStore:
                 )
                 continue
             data = upload_data_path(self._dir(uid))
+            if not data.is_file():
+                batch.refused.append((up.file_name, "no longer staged (it was added already)"))
+                batch.unusable.append(uid)
+                continue
             if up.kind == "zip":
                 try:
                     files, refused = extract_zip(data, upload_unzipped_dir(self._dir(uid)), limits=self.limits)
                 except UploadError as e:
                     batch.refused.append((up.file_name, str(e)))
+                    batch.unusable.append(uid)
                     continue
+                if not files:
+                    batch.unusable.append(uid)
                 batch.refused.extend((f"{up.file_name}/{n}", r) for n, r in refused)
                 batch.files.extend(StagedFile(rel, p, kind, uid) for rel, p, kind in files)
             else:
@@ -534,12 +571,19 @@ def new_batch_name(now: float | None = None) -> str:
     return f"upload-{time.strftime('%Y%m%d-%H%M%S', t)}-{secrets.token_hex(2)}"
 
 
-def place_file(staged: StagedFile, dest_root: Path, *, collections_root: Path, taken: set[str] = frozenset()) -> Path:
+def place_file(
+    staged: StagedFile,
+    dest_root: Path,
+    *,
+    collections_root: Path,
+    taken: set[str] | frozenset[str] = frozenset(),
+    dry_run: bool = False,
+) -> Path:
     """Move one staged file to ``dest_root / staged.rel_path`` (never overwriting; inside the collections folder).
 
     ``taken`` holds relative paths (lower case) already used by the collection, even if their files are
-    gone: a name there gets a `` (1)`` suffix too. Returns the new path. ``os.replace`` within one file
-    system: the file appears whole or not at all.
+    gone: a name there gets a `` (1)`` suffix too. Returns the new path (``dry_run``: only where it would go).
+    ``os.replace`` within one file system: the file appears whole or not at all.
     """
     collections_root = Path(collections_root).resolve()
     dest_root = Path(dest_root).resolve()
@@ -554,8 +598,17 @@ def place_file(staged: StagedFile, dest_root: Path, *, collections_root: Path, t
     while target.exists() or target.relative_to(dest_root).as_posix().lower() in taken:
         target = base.with_name(f"{base.stem} ({k}){base.suffix}")
         k += 1
-    os.replace(staged.path, target)
+    if not dry_run:
+        os.replace(staged.path, target)
     return target
+
+
+def move_into(src: Path, target: Path) -> None:
+    """Move ``src`` to ``target`` (creating its folder), refusing to overwrite."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        raise UploadError(f"{target.name} exists already; refused to overwrite it")
+    os.replace(src, target)
 
 
 def _read_exactly(stream: IO[bytes], length: int) -> bytes:

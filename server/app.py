@@ -10,10 +10,9 @@ from flask import Flask, jsonify, request
 from flask_socketio import SocketIO
 from werkzeug.exceptions import HTTPException
 
-from preprocess.errors import SonomapError
-
 from . import events, views
-from .jobs import JobManager
+from .errors import translate
+from .jobs import ClusterKind, JobRunner
 from .registry import Registry
 from .settings import Settings
 from .warmup import Warmup, default_steps
@@ -41,7 +40,8 @@ def _register_optional(app: Flask, module: str, register) -> None:
 def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
     """Build the app: REST views, socket events, cluster jobs, labels routes (if present), background warm-up.
 
-    Extras on ``app.extensions["sonomap"]``: ``registry``, ``jobs``, ``warmup``, ``settings``.
+    Extras on ``app.extensions["sonomap"]``: ``registry``, ``jobs`` (the :class:`JobRunner`), ``cluster``,
+    ``warmup``, ``settings``, ``on_disconnect``, ``uploads``.
     """
     app = Flask(__name__, static_folder=None)
     app.config["SECRET_KEY"] = settings.secret_key
@@ -56,18 +56,17 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
         settings.collections_dir, max_cached=settings.max_cached_arrays, max_clusterers=settings.max_clusterers
     )
     warmup = Warmup(default_steps(umap=settings.warmup_umap) if settings.warmup else [])
-    jobs = JobManager(socketio, registry, warmup, cache_size=settings.result_cache_size)
+    jobs = JobRunner(socketio)
+    cluster = jobs.register(ClusterKind(jobs, registry, warmup, cache_size=settings.result_cache_size))
     app.extensions["sonomap"] = {
         "registry": registry,
         "jobs": jobs,
+        "cluster": cluster,
+        "on_disconnect": [],  # callables(sid) run when a socket client leaves
         "warmup": warmup,
         "settings": settings,
         "disabled": {},  # optional modules that failed to register: name -> error
     }
-
-    @app.errorhandler(SonomapError)
-    def on_sonomap_error(e: SonomapError):
-        return _error(str(e), int(getattr(e, "status", 400)))
 
     @app.errorhandler(HTTPException)
     def on_http_error(e: HTTPException):
@@ -77,9 +76,11 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
         return _error(messages.get(e.code, e.description or e.name), e.code or 500)
 
     @app.errorhandler(Exception)
-    def on_unexpected(e: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return _error(f"internal error ({type(e).__name__}); see the server log", 500)
+    def on_error(e: Exception):  # expected errors say what is allowed; others "internal error (id …)", logged
+        reply = translate(e, context=f"{request.method} {request.path}")
+        resp = jsonify(reply.body())
+        resp.status_code = reply.status
+        return resp
 
     @app.get("/api/status")
     def status():
@@ -87,7 +88,13 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
         return jsonify({"ok": True, "warmup": warmup.status(), "collections": registry.names(), "disabled": disabled})
 
     views.register(app, registry=registry, settings=settings)
-    events.register(socketio, jobs=jobs, registry=registry)
+    events.register(
+        socketio,
+        jobs=jobs,
+        cluster=cluster,
+        registry=registry,
+        on_disconnect=app.extensions["sonomap"]["on_disconnect"],
+    )
 
     _register_optional(app, "server.labels_api", lambda m: m.register(app, socketio, collections=registry))
     for module in ("server.upload_api", "server.recording_api"):  # issue 7: uploads, whole-recording view

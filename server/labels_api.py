@@ -20,13 +20,16 @@ from preprocess.errors import ParameterError, SonomapError
 from preprocess.export import FORMATS, export_labels, import_labels
 from preprocess.labels import LabelStore
 
-CHANGED_EVENT = "labels:changed"
+from . import protocol
+from .errors import reply_for
+
+CHANGED_EVENT = protocol.LABELS_CHANGED
 #: Largest accepted import upload.
 MAX_IMPORT_BYTES = 256 * 1024 * 1024
 
 
 def room_name(collection: str) -> str:
-    return f"collection:{collection}"
+    return protocol.collection_room(collection)
 
 
 def register(app: Any, socketio: Any, *, collections: Any) -> Blueprint:
@@ -150,7 +153,7 @@ def register(app: Any, socketio: Any, *, collections: Any) -> Blueprint:
             name = _room_request(data)
             collections.get(name)
         except SonomapError as e:
-            return {"ok": False, "error": str(e), "status": e.status}
+            return reply_for(e, context="room")
         join_room(room_name(name))
         return {"ok": True, "room": room_name(name)}
 
@@ -158,11 +161,11 @@ def register(app: Any, socketio: Any, *, collections: Any) -> Blueprint:
         try:
             name = _room_request(data)
         except SonomapError as e:
-            return {"ok": False, "error": str(e), "status": e.status}
+            return reply_for(e, context="room")
         leave_room(room_name(name))
         return {"ok": True}
 
-    for event, handler in (("join", on_join), ("leave", on_leave)):
+    for event, handler in ((protocol.JOIN, on_join), (protocol.LEAVE, on_leave)):
         if not _has_handler(socketio, event):
             socketio.on(event)(handler)
     return bp

@@ -25,7 +25,7 @@ def test_collections_and_detail(client):
         "min": 1e-6,
         "max": 100.0,
         "default": 0.5,
-        "help": d["algorithms"]["dbscan"]["eps"]["help"],
+        "help": "neighbourhood radius in reduced-coordinate units",
     }
     assert d["algorithms"]["dbscan"]["partition"]["choices"] == ["auto", "off"]
     assert set(d["algorithms"]) == {"dbscan", "hdbscan", "kmeans"}
@@ -137,15 +137,45 @@ def test_unexpected_error_is_500_without_traceback(app_and_socketio):
     assert "Traceback" not in r.get_data(as_text=True) and "secret internals" not in r.get_data(as_text=True)
 
 
-def test_front_end_served(client, app_and_socketio):
-    app, _ = app_and_socketio
-    static_dir = app.extensions["sonomap"]["settings"].static_dir
+def test_front_end_served(synthetic_root, tmp_path):
+    from server.app import create_app
+    from server.settings import Settings
+
+    static = tmp_path / "static"
+    static.mkdir()
+    page = "<!doctype html><title>sonomap</title><main id='app'>hello</main>"
+    (static / "index.html").write_text(page)
+    app, _ = create_app(Settings(collections_dir=synthetic_root, static_dir=static, warmup=False))
+    client = app.test_client()
     r = client.get("/")
-    if not (static_dir / "index.html").is_file():
-        assert r.status_code == 404 and "npm run build" in r.get_json()["error"]
-        return
     assert r.status_code == 200 and r.mimetype == "text/html" and r.headers["Cache-Control"] == "no-cache"
+    assert r.get_data(as_text=True) == page  # the page itself, not some other answer
     assert client.get("/", headers={"If-None-Match": r.headers["ETag"]}).status_code == 304
+    (static / "index.html").unlink()
+    missing = client.get("/")
+    assert missing.status_code == 404 and "npm run build" in missing.get_json()["error"]
+
+
+def test_unexpected_rest_error_has_a_logged_id_and_no_path(app_and_socketio, caplog):
+    app, _ = app_and_socketio
+    app.testing = False
+    registry = app.extensions["sonomap"]["registry"]
+    registry.get = lambda name: (_ for _ in ()).throw(OSError("/srv/private/collections/synth/clips.parquet: gone"))
+    body = app.test_client().get("/api/collections/synth").get_json()
+    assert body["status"] == 500 and body["error"].startswith("internal error (id ") and "/srv" not in str(body)
+    assert any(body["error_id"] in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_expected_error_messages_lose_absolute_paths(app_and_socketio):
+    from preprocess.errors import CollectionError
+
+    app, _ = app_and_socketio
+    registry = app.extensions["sonomap"]["registry"]
+    registry.get = lambda name: (_ for _ in ()).throw(
+        CollectionError("/srv/private/collections/synth/clips.parquet has 3 clips, the manifest says 4")
+    )
+    body = app.test_client().get("/api/collections/synth").get_json()
+    assert body == {"ok": False, "error": "clips.parquet has 3 clips, the manifest says 4", "status": 409}
 
 
 def test_static_assets_get_content_hashed_urls(synthetic_root, tmp_path):

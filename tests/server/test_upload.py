@@ -289,6 +289,104 @@ def test_preprocess_refuses_bad_requests(empty_app):
         assert ack["ok"] is False and match in ack["error"], (payload, ack)
 
 
+def test_staging_quota_per_client_and_overall(tmp_path):
+    from preprocess.uploads import QuotaExceeded
+
+    store = UploadStore(tmp_path, UploadLimits(max_client_uploads=2, max_client_bytes=5000, max_total_uploads=3))
+    store.create("a.mp3", 1000, owner="alice")
+    store.create("b.mp3", 1000, owner="alice")
+    with pytest.raises(QuotaExceeded, match="you have 2 uploads .* at most 2 uploads"):
+        store.create("c.mp3", 1000, owner="alice")
+    with pytest.raises(QuotaExceeded, match="you have 0 uploads"):
+        store.create("big.mp3", 6000, owner="bob")  # over bob's bytes
+    store.create("d.mp3", 1000, owner="bob")
+    with pytest.raises(QuotaExceeded, match="the server has 3 uploads"):
+        store.create("e.mp3", 10, owner="carol")
+    assert len(store.list()) == 3
+
+
+def test_quota_over_rest_is_413_with_the_json_shape(tmp_path):
+    root = tmp_path / "collections"
+    root.mkdir()
+    app, _ = _app(root)
+    app.extensions["sonomap"]["uploads"].limits = UploadLimits(max_client_uploads=1)
+    c = app.test_client()
+    assert c.post("/api/uploads", json={"file_name": "a.mp3", "size_bytes": 10}).status_code == 201
+    r = c.post("/api/uploads", json={"file_name": "b.mp3", "size_bytes": 10})
+    assert r.status_code == 413 and r.get_json()["ok"] is False and "staging quota" in r.get_json()["error"]
+
+
+def test_stale_uploads_are_swept_on_a_timer(tmp_path):
+    root = tmp_path / "collections"
+    root.mkdir()
+    app, _ = _app(root)
+    store = app.extensions["sonomap"]["uploads"]
+    store.limits = UploadLimits(stale_after_s=1.0)  # swept every second
+    c = app.test_client()
+    up = c.post("/api/uploads", json={"file_name": "a.mp3", "size_bytes": 10}).get_json()["upload"]
+    assert (root / ".uploads" / up["upload_id"]).is_dir()
+    deadline = time.monotonic() + 15
+    while (root / ".uploads" / up["upload_id"]).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)  # no other request arrives: only the timer can remove it
+    assert not (root / ".uploads" / up["upload_id"]).exists()
+
+
+def test_disconnect_discards_the_clients_unfinished_uploads(empty_app):
+    root, app, socketio = empty_app
+    c = app.test_client()
+    sc = socketio.test_client(app, flask_test_client=c)
+    sid = socketio.server.manager.sid_from_eio_sid(sc.eio_sid, "/")  # the page's socket.id
+    store = app.extensions["sonomap"]["uploads"]
+    half = store.create("half.mp3", 5000, owner=sid)
+    done = store.create("done.mp3", 3, owner=sid)
+    store.write_chunk(done.upload_id, 0, b"ID3", 3)
+    other = store.create("other.mp3", 5000, owner="someone else")
+    sc.disconnect()
+    left = {u.upload_id for u in store.list()}
+    assert half.upload_id not in left and {done.upload_id, other.upload_id} <= left
+
+
+def _wav_bytes(seconds: float = 2.0) -> bytes:
+    import soundfile as sf
+
+    sr = 22050
+    t = np.arange(int(sr * seconds)) / sr
+    buf = io.BytesIO()
+    sf.write(buf, (0.3 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32), sr, format="WAV")
+    return buf.getvalue()
+
+
+def test_a_refused_job_keeps_the_uploads(empty_app):
+    from preprocess.ingest import collection_lock
+
+    root, app, socketio = empty_app
+    c = app.test_client()
+    up = _upload(c, _wav_bytes(), name="tone.wav")
+    sc = socketio.test_client(app, flask_test_client=c)
+    with collection_lock(root, "fresh"):  # another ingest (or remap) holds the collection
+        ack = sc.emit("preprocess", {"new_collection": "fresh", "uploads": [up["upload_id"]]}, callback=True)
+        assert ack["ok"], ack
+        err = _events(_wait(sc, ack["job_id"], timeout_s=60), "job:error")[0]
+    assert "being added" in err["error"] and err["status"] == 409
+    kept = c.get(f"/api/uploads/{up['upload_id']}").get_json()["upload"]
+    assert kept["complete"] is True  # the user can retry without uploading again
+    assert (root / ".uploads" / up["upload_id"] / "data").is_file() and not (root / "fresh").exists()
+
+
+def test_remap_holds_the_collection_lock(synthetic_root, tmp_path):
+    from preprocess.ingest import collection_lock
+
+    root = tmp_path / "collections"
+    shutil.copytree(synthetic_root, root)
+    app, socketio = _app(root)
+    sc = socketio.test_client(app, flask_test_client=app.test_client())
+    with collection_lock(root, "synth"):  # an ingest is adding recordings to it
+        ack = sc.emit("remap", {"collection": "synth"}, callback=True)
+        assert ack["ok"], ack
+        err = _events(_wait(sc, ack["job_id"], timeout_s=60), "job:error")[0]
+    assert err["status"] == 409 and "being added" in err["error"] and str(root) not in err["error"]
+
+
 # ---------------------------------------------------------------------------------------------
 # real recordings, real pipeline (slow)
 
@@ -340,7 +438,8 @@ def test_upload_real_recordings_in_chunks_and_receive_per_file_events(real_root)
     assert len(failed) == 1 and failed[0]["name"] == "broken.mp3" and failed[0]["reason"]
     progress = _events(got, "job:progress")
     assert {"recordings", "features:birdnet", "reduce"} <= {p["stage"] for p in progress}
-    assert {p["file"] for p in progress} >= {f.name for f in files}
+    assert all(p["n_files"] == 4 and 0 <= p["file_index"] <= 4 for p in progress)
+    assert [p["file_index"] for p in progress] == sorted(p["file_index"] for p in progress)
     fractions = [p["fraction"] for p in progress]
     assert fractions == sorted(fractions)
     clips_events = _events(got, "preprocess:clips")
@@ -359,6 +458,7 @@ def test_upload_real_recordings_in_chunks_and_receive_per_file_events(real_root)
     assert np.array_equal(coll.display_map("birdnet")[:n_before], map_before)
     res = _events(got, "job:result")[0]
     assert res["kind"] == "preprocess" and res["n_new_clips"] == len(new_ids) and not res["created"]
+    assert str(real_root.parent) not in str([e["args"] for e in got])  # no server path reaches the client
     # originals kept inside the collection; staging emptied; nothing half-written
     srcs = list((real_root / "birds" / "sources").rglob("*.mp3"))
     assert sorted(p.name for p in srcs) == sorted(f.name for f in files)
