@@ -93,7 +93,10 @@ function build() {
   });
   audio.addEventListener('seeked', () => tick());
   audio.addEventListener('error', () => toast('The recording\'s audio could not be played', 'error'));
-  root.querySelector('[data-play]').onclick = togglePlay;
+  root.querySelector('[data-play]').onclick = (e) => {
+    e.currentTarget.blur(); // Space must reach the page's keys, not press this button again
+    togglePlay();
+  };
   root.querySelector('[data-close]').onclick = close;
   root.querySelector('[data-follow]').onchange = (e) => (view.follow = e.target.checked);
   root.querySelector('[data-zoom]').onchange = (e) => setZoom(Number(e.target.value));
