@@ -68,6 +68,10 @@ def wait_for_warmup(base: str, timeout_s: float = 180) -> None:
         time.sleep(1)
 
 
+HOVER_BUDGET_MS = 30.0  # hover → sound scheduled, median
+FIRST_POINTS_BUDGET_MS = 2000.0  # first points drawn at 200,000 points, warm
+
+
 def first_points(ctx, base: str, name: str) -> tuple[float, float]:
     """(first points drawn, clip table loaded) in ms after navigation start, in a new tab (as a person opens it:
     reloading the same tab makes SwiftShader tear down the old WebGL context first, which a GPU does not)."""
@@ -175,6 +179,7 @@ def main() -> None:
             warmup_page.close()
             for size in a.sizes:
                 ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+                ctx.add_init_script("localStorage.setItem('sonomap:seen-help', '1')")  # first-visit help covers the map
                 rows.append(measure(ctx, base, f"synth_{size}", a.hovers))
                 ctx.close()
             browser.close()
@@ -196,6 +201,11 @@ def main() -> None:
             f"| {r['hovers']} ({r['waited_for_decode']}) |"
         )
     print("targets: first points < 2000 ms at 200,000; hover → sound < 30 ms")
+    for r in rows:  # the hover-latency budget lives here, not in the browser tests
+        over = [f"hover median {r['hover_median_ms']:.1f} ms"] if not r["hover_median_ms"] < HOVER_BUDGET_MS else []
+        if r["points"] >= 200_000 and not r["first_points_ms"] < FIRST_POINTS_BUDGET_MS:
+            over.append(f"first points {r['first_points_ms']:.0f} ms")
+        print(f"{r['points']:,} points: " + ("within budget" if not over else "OVER BUDGET: " + ", ".join(over)))
     if a.json:
         print(json.dumps(rows))
 

@@ -19,7 +19,7 @@ export const urls = {
   exportFile: (c, format = 'csv', labelledOnly = false) =>
     `${base(c)}/export?format=${enc(format)}${labelledOnly ? '&labelled_only=1' : ''}`,
   importFile: (c) => `${base(c)}/import`,
-  // issue 7: uploads and the whole-recording view
+  // uploads and the whole-recording view
   uploads: () => '/api/uploads',
   upload: (id, offset = null) => `/api/uploads/${enc(id)}${offset === null ? '' : `?offset=${offset}`}`,
   uploadLimits: () => '/api/uploads/limits',
@@ -35,9 +35,12 @@ export class ApiError extends Error {
   }
 }
 
-async function request(url, { method = 'GET', body } = {}) {
-  const init = { method, headers: {} };
-  if (body !== undefined) {
+/** fetch + JSON, raising ApiError(message, status) for HTTP errors and `{ok: false}`. A Blob body is sent raw. */
+async function request(url, { method = 'GET', body, keepalive = false } = {}) {
+  const init = { method, headers: {}, keepalive };
+  if (body instanceof Blob) {
+    init.body = body;
+  } else if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
@@ -53,8 +56,6 @@ async function request(url, { method = 'GET', body } = {}) {
   }
   return data;
 }
-
-export const getJSON = (url) => request(url);
 
 /** Little-endian float32 x,y pairs → Float32Array [n*2]. */
 export async function getMap(c, key) {
@@ -122,4 +123,12 @@ export const api = {
     request(urls.members(c, id), { method: 'DELETE', body: { clip_ids: Array.from(clipIds) } }),
   undo: (c) => request(urls.undo(c), { method: 'POST', body: {} }),
   redo: (c) => request(urls.redo(c), { method: 'POST', body: {} }),
+  recording: (c, rid) => request(urls.recording(c, rid)),
+  uploadLimits: () => request(urls.uploadLimits()),
+  createUpload: (fileName, sizeBytes) =>
+    request(urls.uploads(), { method: 'POST', body: { file_name: fileName, size_bytes: sizeBytes } }),
+  uploadStatus: (id) => request(urls.upload(id)),
+  /** Send bytes [offset, offset + blob.size) of upload `id`; resolves to {ok, upload: {received, ...}}. */
+  putChunk: (id, offset, blob) => request(urls.upload(id, offset), { method: 'PUT', body: blob }),
+  deleteUpload: (id, { keepalive = false } = {}) => request(urls.upload(id), { method: 'DELETE', keepalive }),
 };

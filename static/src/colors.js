@@ -102,3 +102,29 @@ export function encodeColumn(values, { missingLabel = '(none)' } = {}) {
   if (counts.get(null)) items.push({ key: null, label: missingLabel, color: MISSING, count: counts.get(null), code: 0, kind: 'missing' });
   return { codes, colors, items, noiseCode: -1 };
 }
+
+/**
+ * Encode the map's colouring by the user's classes: `classes` [{id, name, color}], `membership` Map clip id ->
+ * [class ids] (a clip in several classes takes the colour of the last). Code 0 is "unlabelled".
+ */
+export function encodeClasses(n, classes, membership) {
+  const codes = new Float32Array(n);
+  const colors = [MISSING];
+  const items = [];
+  const counts = new Int32Array(classes.length + 1);
+  const codeOf = new Map();
+  classes.forEach((k, j) => {
+    codeOf.set(k.id, j + 1);
+    colors.push(k.color || colorAt(j));
+  });
+  for (const [i, ids] of membership) {
+    if (i >= n) continue;
+    codes[i] = codeOf.get(ids[ids.length - 1]) || 0;
+  }
+  for (let i = 0; i < n; i++) counts[codes[i]]++;
+  classes.forEach((k, j) => {
+    items.push({ key: k.id, label: k.name, color: colors[j + 1], count: counts[j + 1], code: j + 1, kind: 'class' });
+  });
+  items.push({ key: null, label: 'unlabelled', color: MISSING, count: counts[0], code: 0, kind: 'missing' });
+  return { codes, colors, items, noiseCode: 0 };
+}

@@ -1,13 +1,21 @@
-// Keyboard: arrows step through the gallery, space plays/stops, 1-9 add to class, m mutes, l lasso, esc clears.
+// Keyboard. Every key the page knows is here (and in the help, index.html #help):
+//   ← → ↑ ↓ step through the gallery · Space play / stop (the recording, when its view is open) · P / p play / pause
+//   the recording · R open the recording of the current clip · 1-9 add the selection to class 1-9 · M mute ·
+//   L lasso · 0 fit · Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y undo / redo · ? help · Esc close / clear.
 import { state, set } from './state.js';
 import { actions } from './actions.js';
+import { toast } from './toast.js';
+import * as recording from './views/recording.js';
+import { toggleHelp } from './views/help.js';
+
+function typingIn(t) {
+  return t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT' || t.isContentEditable);
+}
 
 export function initKeyboard() {
   window.addEventListener('keydown', (e) => {
     const t = e.target;
-    if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT' || t.isContentEditable)) {
-      if (!(t.type === 'range' && (e.key === ' ' || e.key === 'm'))) return;
-    }
+    if (typingIn(t) && !(t.type === 'range' && (e.key === ' ' || e.key === 'm' || e.key === 'M'))) return;
     if ((e.ctrlKey || e.metaKey) && (e.key === 'z' || e.key === 'Z')) {
       e.preventDefault();
       return e.shiftKey ? actions.redo() : actions.undo();
@@ -17,22 +25,34 @@ export function initKeyboard() {
       return actions.redo();
     }
     if (e.ctrlKey || e.metaKey || e.altKey) return;
-    const ts = e.timeStamp;
     switch (e.key) {
       case 'ArrowRight':
       case 'ArrowDown':
         e.preventDefault();
-        actions.step(+1, ts);
+        actions.step(+1);
         break;
       case 'ArrowLeft':
       case 'ArrowUp':
         e.preventDefault();
-        actions.step(-1, ts);
+        actions.step(-1);
         break;
       case ' ':
         e.preventDefault();
-        actions.togglePlay();
+        if (state.recordingOpen) recording.togglePlay();
+        else actions.togglePlay();
         break;
+      case 'p':
+      case 'P':
+        if (state.recordingOpen) recording.togglePlay();
+        else toast('P plays the whole recording: open one first (R, or “recording ▸” in the card)');
+        break;
+      case 'r':
+      case 'R': {
+        const i = state.current >= 0 ? state.current : state.pinned;
+        if (i >= 0) recording.openForClip(i);
+        else toast('R opens the recording of the clip you hear: hover or pin a point first');
+        break;
+      }
       case 'm':
       case 'M':
         set({ muted: !state.muted });
@@ -42,20 +62,26 @@ export function initKeyboard() {
         set({ lassoMode: !state.lassoMode });
         break;
       case 'Escape':
-        document.getElementById('help').hidden = true;
-        set({ pinned: -1, lassoMode: false });
-        actions.clearFocus();
+        if (state.helpOpen) toggleHelp(false);
+        else if (state.recordingOpen) recording.close();
+        else {
+          set({ pinned: -1, lassoMode: false });
+          actions.clearFocus();
+        }
         break;
       case '?':
-        document.getElementById('help').hidden = !document.getElementById('help').hidden;
+        toggleHelp();
         break;
       case '0':
         actions.fit();
         break;
       default:
         if (/^[1-9]$/.test(e.key)) {
-          const k = state.classes[Number(e.key) - 1];
+          const n = Number(e.key);
+          const k = state.classes[n - 1];
           if (k) actions.addToClass(k.id);
+          else if (!state.classes.length) toast(`No class ${n} yet: name one in the Classes panel (“+ New class”), then press its number`);
+          else toast(`No class ${n}: there ${state.classes.length === 1 ? 'is 1 class' : `are ${state.classes.length} classes`} (keys 1–${Math.min(9, state.classes.length)})`);
         }
     }
   });

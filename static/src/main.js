@@ -1,10 +1,14 @@
-// Boot: load the collection, draw the map, wire the views together. Behaviours live in actions.js.
+// Boot: load the collection, draw the map, wire the views together. Behaviours live in actions.js and the
+// modules it gathers; the test hook in hook.js.
 import { api, getClips, getMap, urls } from './api.js';
 import { state, set, subscribe } from './state.js';
-import { connect, joinCollection } from './socket.js';
+import { listen, joinCollection } from './socket.js';
 import { SpritePlayer } from './audio/player.js';
 import { createMap, normalise } from './views/map.js';
-import { actions, hook, toast } from './actions.js';
+import { actions } from './actions.js';
+import { toast } from './toast.js';
+import { installHook } from './hook.js';
+import { initHelp } from './views/help.js';
 import { initHoverCard } from './views/hovercard.js';
 import { initLegend } from './views/legend.js';
 import { initControls } from './views/controls.js';
@@ -12,8 +16,8 @@ import { initGallery } from './views/gallery.js';
 import { initPooling } from './views/pooling.js';
 import { initKeyboard } from './keyboard.js';
 import { escapeHtml, fmtInt } from './util.js';
-import { initUpload } from './views/upload.js'; // issue 7
-import { initRecording } from './views/recording.js'; // issue 7
+import { initUpload } from './views/upload.js';
+import { initRecording } from './views/recording.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -22,8 +26,10 @@ const mark = (name) => performance.mark(`sonomap:${name}`);
 async function boot() {
   const t0 = performance.now();
   mark('boot');
+  installHook();
   const status = $('map-status');
-  initUpload(); // issue 7: dropping recordings works even before any collection exists
+  initHelp($('help'), $('help-toggle'), $('help-close'));
+  initUpload(); // dropping recordings works even before any collection exists
   const params = new URLSearchParams(location.search);
   // Ask for the list and (when the URL names one) the collection at once, and create the WebGL map while they travel.
   const wanted = params.get('c');
@@ -90,21 +96,21 @@ async function boot() {
   });
   actions.init({ map, player });
   let connectedBefore = false;
-  connect({
-    onConnect: async () => {
+  listen({
+    connect: async () => {
       await joinCollection(name);
       if (connectedBefore) {
         // after a reconnect: catch up on label changes, and re-ask for a result we never received
         actions.refreshClasses();
-        if (state.clusterRequest && (!state.job || state.job.state !== 'done')) actions.runClustering();
+        if (state.clusterRequest && (!state.job || state.job.state === 'running')) actions.runClustering();
       }
       connectedBefore = true;
     },
-    onProgress: (m) => actions.onJobProgress(m),
-    onResult: (m) => actions.onJobResult(m),
-    onError: (m) => actions.onJobError(m),
-    onCancelled: (m) => actions.onJobCancelled(m),
-    onLabelsChanged: (m) => actions.onLabelsChanged(m),
+    progress: (m) => actions.onJobProgress(m),
+    result: (m) => actions.onJobResult(m),
+    error: (m) => actions.onJobError(m),
+    cancelled: (m) => actions.onJobCancelled(m),
+    labelsChanged: (m) => actions.onLabelsChanged(m),
   });
 
   // The map first (8 bytes a point), then the clip table: the server builds both in one process, so asking for
@@ -120,8 +126,8 @@ async function boot() {
     const { nx, ny, box } = normalise(xy);
     set({ xy, nx, ny, n: nx.length });
     await map.setPoints(nx, ny, box);
-    hook.firstPointsMs = performance.now();
-    hook.pointsDrawn = nx.length;
+    state.stats.firstPointsMs = performance.now();
+    state.stats.pointsDrawn = nx.length;
     performance.mark('sonomap:first-points');
     status.hidden = true;
   }
@@ -134,7 +140,7 @@ async function boot() {
   initPooling($('pooling'));
   initKeyboard();
   initTopbar(player, map);
-  initRecording(); // issue 7
+  initRecording();
 
   const clipsHint = $('clips-status');
   clipsHint.hidden = false;
@@ -142,12 +148,12 @@ async function boot() {
   clipsHint.hidden = true;
   const clips = clipsRes.columns || {};
   set({ clips, n: state.n || clipsRes.n });
-  hook.clipsLoadedMs = performance.now();
+  state.stats.clipsLoadedMs = performance.now();
   actions.afterClipsLoaded();
 
   actions.refreshClasses();
-  hook.ready = true;
-  hook.bootMs = performance.now() - t0;
+  state.stats.ready = true;
+  state.stats.bootMs = performance.now() - t0;
 }
 
 function initTopbar(player, map) {
@@ -171,25 +177,16 @@ function initTopbar(player, map) {
     lasso.classList.toggle('on', s.lassoMode);
   });
   $('zoom-reset').onclick = () => map.fit();
-  const help = $('help');
-  $('help-toggle').onclick = () => (help.hidden = !help.hidden);
-  $('help-close').onclick = () => (help.hidden = true);
-  help.onclick = (e) => {
-    if (e.target === help) help.hidden = true;
-  };
-  if (!localStorage.getItem('sonomap:seen-help')) {
-    localStorage.setItem('sonomap:seen-help', '1');
-  }
 
   // Browsers start audio suspended until a click or key press; say so, and resume on the first one.
   const hint = $('sound-hint');
   const start = $('sound-start');
   const update = () => {
     hint.hidden = player.running;
-    start.hidden = player.running || hook.soundPromptDismissed === true;
+    start.hidden = player.running || state.runtime.soundPromptDismissed;
   };
   start.onclick = () => {
-    hook.soundPromptDismissed = true;
+    state.runtime.soundPromptDismissed = true;
     update();
   };
   player.onStateChange = update;

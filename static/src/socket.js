@@ -1,5 +1,6 @@
 // Every Socket.IO event name the page uses, and the one connection.
 import { io } from 'socket.io-client';
+import { state } from './state.js';
 
 export const EVENTS = {
   join: 'join',
@@ -10,7 +11,7 @@ export const EVENTS = {
   error: 'job:error',
   cancelled: 'job:cancelled',
   labelsChanged: 'labels:changed',
-  // issue 7: adding recordings from the browser
+  // adding recordings from the browser
   preprocess: 'preprocess',
   preprocessCancel: 'preprocess:cancel',
   preprocessFile: 'preprocess:file',
@@ -18,28 +19,37 @@ export const EVENTS = {
   remap: 'remap',
 };
 
-let socket = null;
+/** The one connection (state.runtime.socket), made on first use. */
+function ensureSocket() {
+  const rt = state.runtime;
+  if (!rt.socket) rt.socket = io({ transports: ['websocket', 'polling'] });
+  return rt.socket;
+}
 
-/** Connect once; handlers: {onProgress, onResult, onError, onCancelled, onLabelsChanged, onConnect}. */
-export function connect(handlers) {
-  // One connection per page: a second call (e.g. uploads connected first) adds its handlers to the same socket.
-  if (!socket) socket = io({ transports: ['websocket', 'polling'] });
-  socket.on('connect', () => handlers.onConnect && handlers.onConnect());
-  if (socket.connected && handlers.onConnect) handlers.onConnect();
-  socket.on(EVENTS.progress, (m) => handlers.onProgress && handlers.onProgress(m));
-  socket.on(EVENTS.result, (m) => handlers.onResult && handlers.onResult(m));
-  socket.on(EVENTS.error, (m) => handlers.onError && handlers.onError(m));
-  socket.on(EVENTS.cancelled, (m) => handlers.onCancelled && handlers.onCancelled(m));
-  socket.on(EVENTS.labelsChanged, (m) => handlers.onLabelsChanged && handlers.onLabelsChanged(m));
-  return socket;
+/**
+ * Add handlers, keyed by EVENTS names (`{progress: fn, result: fn, …}`; `connect` runs on every (re)connection,
+ * at once if already connected). Call once per module: each call adds listeners.
+ */
+export function listen(handlers) {
+  const s = ensureSocket();
+  for (const [key, fn] of Object.entries(handlers)) {
+    if (key === 'connect') {
+      s.on('connect', fn);
+      if (s.connected) fn();
+    } else if (EVENTS[key]) {
+      s.on(EVENTS[key], fn);
+    } else {
+      throw new Error(`unknown socket event ${key}`);
+    }
+  }
 }
 
 function whenConnected(timeoutMs) {
-  if (socket && socket.connected) return Promise.resolve(true);
+  const s = ensureSocket();
+  if (s.connected) return Promise.resolve(true);
   return new Promise((resolve) => {
-    if (!socket) return resolve(false);
     const t = setTimeout(() => resolve(false), timeoutMs);
-    socket.once('connect', () => {
+    s.once('connect', () => {
       clearTimeout(t);
       resolve(true);
     });
@@ -49,7 +59,7 @@ function whenConnected(timeoutMs) {
 async function emitAck(event, payload, timeoutMs = 15000) {
   if (!(await whenConnected(timeoutMs))) return { ok: false, error: 'no connection to the server' };
   return new Promise((resolve) => {
-    socket.timeout(timeoutMs).emit(event, payload, (err, ack) => {
+    ensureSocket().timeout(timeoutMs).emit(event, payload, (err, ack) => {
       if (err) resolve({ ok: false, error: 'the server did not answer' });
       else resolve(ack || { ok: true });
     });
@@ -61,7 +71,22 @@ export const joinCollection = (collection) => emitAck(EVENTS.join, { collection 
 /** Request a clustering; resolves to the ack {ok, job_id, cached} or {ok: false, error, allowed}. */
 export const requestCluster = (req) => emitAck(EVENTS.cluster, req);
 
-export const cancelJob = (jobId) => emitAck(EVENTS.cancel, { job_id: jobId });
+/** Start processing uploaded files: {collection | new_collection, uploads: [upload_id…]} → ack {ok, job_id}. */
+export const requestPreprocess = (req) => emitAck(EVENTS.preprocess, req, 30000);
+
+/** Fit the map again with every clip: {collection, key} → ack {ok, job_id}. */
+export const requestRemap = (req) => emitAck(EVENTS.remap, req);
+
+/**
+ * Cancel job `jobId` of kind 'cluster' | 'preprocess' | 'remap'; resolves to the ack {ok} or {ok: false, error}.
+ * `cancel {job_id}` is the one event for every kind; servers that know preprocess jobs only by
+ * `preprocess:cancel` refuse it for those, so that is asked next.
+ */
+export async function cancelJob(jobId, kind = 'cluster') {
+  const ack = await emitAck(EVENTS.cancel, { job_id: jobId }, 5000);
+  if (ack.ok || kind === 'cluster') return ack;
+  return emitAck(EVENTS.preprocessCancel, { job_id: jobId }, 5000);
+}
 
 /** socket.io-client delivers binary as ArrayBuffer (or a typed view); return Int32Array labels. */
 export function toInt32(labels) {
@@ -73,12 +98,3 @@ export function toInt32(labels) {
   if (Array.isArray(labels)) return Int32Array.from(labels);
   return new Int32Array(0);
 }
-
-// issue 7: uploads. The page may have no collection yet (no connect() from boot): connect on first use.
-export function ensureSocket() {
-  if (!socket) connect({});
-  return socket;
-}
-export const requestPreprocess = (req) => (ensureSocket(), emitAck(EVENTS.preprocess, req, 30000));
-export const cancelPreprocess = (jobId) => emitAck(EVENTS.preprocessCancel, { job_id: jobId });
-export const requestRemap = (req) => (ensureSocket(), emitAck(EVENTS.remap, req));

@@ -1,4 +1,13 @@
-// The one state of the page. Views read `state` and subscribe to the keys they draw; only `set` writes.
+// The one state of the page. Views read `state` and subscribe to the keys they draw; only `set` writes those keys.
+//
+// Besides the reactive keys, the state holds slices: plain objects, each owned (mutated in place) by one module and
+// read by anyone. Nothing else in the app keeps mutable module-level state.
+//   stats      counters and timings a person never sees (the test hook and bench read them)    main, listening, …
+//   jobs       the cluster protocol: which job is current, results that beat their ack         clustering.js
+//   prefetch   which audio sprites each map cell needs                                          prefetch.js
+//   upload     files being added, the preprocess / remap job                                    views/upload.js
+//   recording  the whole-recording view (what is open, its elements)                           views/recording.js
+//   runtime    handles made at boot (map, player) and timers                                    main.js, …
 
 export const state = {
   collections: [], // summaries
@@ -13,7 +22,7 @@ export const state = {
   ny: null,
   cluster: null, // {labels: Int32Array, result, request}
   clusterRequest: null, // the request the controls last sent
-  job: null, // {job_id, fraction, stage, message, state: 'running'|'done'|'error'|'cancelled'}
+  job: null, // the cluster job: {job_id, fraction, message, state: 'running'|'done'|'error'|'cancelled'}
   colorBy: 'cluster',
   hideNoise: false,
   hovered: -1, // clip index under the pointer
@@ -22,6 +31,7 @@ export const state = {
   focus: null, // {kind: 'cluster'|'lasso'|'category'|'class', label, ids: Int32Array, clusterIds?, classId?}
   galleryOrder: null, // Int32Array of clip ids, typical first
   galleryIndex: -1, // keyboard position in galleryOrder
+  legend: null, // {codes, colors, items, noiseCode, by}
   classes: [], // [{id, name, color, note, size}]
   members: {}, // class_id -> [clip ids]
   membership: new Map(), // clip id -> [class ids]
@@ -31,6 +41,69 @@ export const state = {
   muted: false,
   playingSequence: false,
   lassoMode: false,
+  recordingOpen: false, // the whole-recording view is open
+  recordingPlaying: false, // and its audio is playing
+  helpOpen: false,
+
+  stats: {
+    ready: false,
+    bootMs: null,
+    firstPointsMs: null,
+    clipsLoadedMs: null,
+    pointsDrawn: 0,
+    playbacks: 0,
+    lastPlayback: null, // {clip_id, sprite, offset_s, duration_s, t_event, t_handler, t_scheduled, context_state}
+    clusterResults: 0,
+    lastResult: null, // {job_id, n_clusters, n_noise, request}
+    colorVersion: 0, // grows each time the map's colours are drawn
+    lastToast: null, // {message, kind}
+  },
+  jobs: {
+    current: null, // job_id of the cluster job whose events count
+    early: new Map(), // job_id -> result that arrived before its ack
+    send: { seq: 0, inflight: null }, // the latest-only sender of cluster requests (latest.js)
+  },
+  prefetch: {
+    grid: null, // Array(GRID*GRID) of [sprite, count][] sorted by count
+    spriteBytes: new Map(), // sprite -> decoded bytes it needs
+  },
+  upload: {
+    state: 'idle', // idle | choosing | uploading | processing | done | error | cancelled
+    files: [], // [{file, name, size, sent, status, reason, upload_id, el}]
+    jobId: null,
+    collection: null,
+    created: false,
+    addedClips: 0,
+    result: null,
+    cancelled: false,
+    remapJobId: null,
+    limits: { max_file_bytes: Infinity, max_chunk_bytes: 4 * 1024 * 1024 },
+    panel: null,
+    dialog: null,
+    listening: false,
+  },
+  recording: {
+    recordingId: null,
+    info: null,
+    clips: null, // columnar clips of this recording
+    tileS: 10,
+    pxPerS: 100,
+    currentClip: -1,
+    follow: true,
+    el: null, // {root, audio, scroller, track, playhead}
+    source: null, // the <audio> element's node in the player's graph
+    tiles: new Map(), // index -> img
+    raf: 0,
+  },
+  runtime: {
+    socket: null,
+    map: null,
+    player: null,
+    toastTimer: null,
+    sequenceTimer: null,
+    classesRefresh: null,
+    soundPromptDismissed: false,
+  },
 };
 
 const subs = new Map();

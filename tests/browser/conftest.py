@@ -153,14 +153,34 @@ def browser(server_url: str):
         b.close()
 
 
+# The help opens by itself on a person's first visit (static/src/views/help.js); pages are "returning visitors"
+# unless a test asks for a first visit.
+SEEN_HELP = "localStorage.setItem('sonomap:seen-help', '1')"
+
+
 @contextmanager
-def app_page(browser, url: str, *, accept_downloads: bool = False):
-    """A page of the app at ``url``, ready (``window.__sonomap.ready``); its page errors collect in ``page.errors``."""
-    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=accept_downloads)
+def app_page(
+    browser,
+    url: str,
+    *,
+    accept_downloads: bool = False,
+    viewport: tuple[int, int] = (1440, 900),
+    first_visit: bool = False,
+    before_goto=None,
+):
+    """A page of the app at ``url``, ready (``window.__sonomap.ready``); its page errors collect in ``page.errors``.
+
+    ``before_goto(page)`` runs before navigation (e.g. to route the page's WebSocket).
+    """
+    ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, accept_downloads=accept_downloads)
+    if not first_visit:
+        ctx.add_init_script(SEEN_HELP)
     try:
         pg = ctx.new_page()
         errors: list[str] = []
         pg.on("pageerror", lambda e: errors.append(str(e)))
+        if before_goto is not None:
+            before_goto(pg)
         pg.goto(url)
         pg.wait_for_function("window.__sonomap && window.__sonomap.ready", timeout=60_000)
         pg.errors = errors

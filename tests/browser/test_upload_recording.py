@@ -78,6 +78,13 @@ def test_upload_files_and_see_their_points_appear(upage, birds_server, get_json)
     assert not upage.errors
 
 
+def until(page, expr: str, timeout_ms: int = 30_000) -> None:
+    """Wait for a JS condition (``h`` is the hook), polling every 50 ms (rAF-driven polling starves under load)."""
+    page.wait_for_function(
+        f"(() => {{ const h = window.__sonomap; return {expr}; }})()", polling=50, timeout=timeout_ms
+    )
+
+
 def test_recording_view_playhead_moves_and_a_box_click_seeks(upage):
     # open the soundscape from a clip, through the hover card's button
     clip = js(upage, "Array.from(h.state.clips.file_name).findIndex(f => f && f.includes('Soundscape'))")
@@ -85,44 +92,75 @@ def test_recording_view_playhead_moves_and_a_box_click_seeks(upage):
     js(upage, f"h.actions.pin({clip})")
     upage.click(f"#hovercard [data-open-recording='{clip}']")
     upage.wait_for_selector("#recording-view .rv-box")
-    upage.wait_for_function(
+    until(
+        upage,
         "Array.from(document.querySelectorAll('#recording-view .rv-tile')).some(i => i.complete && i.naturalWidth > 0)",
-        timeout=60_000,
+        timeout_ms=60_000,
     )
     n_boxes = upage.locator("#recording-view .rv-box").count()
     assert n_boxes >= 20  # 72 s in 3-s clips
     upage.click("#recording-view [data-play]")
-    upage.wait_for_function("!window.__sonomap.recording.audio.paused", timeout=20_000)
-    upage.wait_for_function("window.__sonomap.recording.audio.currentTime > 0.3", timeout=30_000)
+    until(upage, "!h.recording.audio.paused && h.recording.audio.currentTime > 0.3", timeout_ms=30_000)
     x1 = js(upage, "h.recording.state.playheadX")
     t1 = js(upage, "h.recording.audio.currentTime")
-    upage.wait_for_function(f"window.__sonomap.recording.audio.currentTime > {t1} + 0.5", timeout=30_000)
-    upage.wait_for_timeout(100)
-    x2 = js(upage, "h.recording.state.playheadX")
-    assert x2 > x1  # the playhead follows playback
-    px_per_s = js(upage, "h.recording.state.pxPerS")
-    assert abs(x2 / px_per_s - js(upage, "h.recording.audio.currentTime")) < 0.5
-    cur = js(upage, "h.recording.state.currentClip")
-    assert cur >= 0 and js(upage, "h.state.current") == cur  # the clip under the playhead is the map's current clip
-    # click a box further on: playback jumps there and that clip becomes current
+    # the playhead follows playback (each condition read in one go: under load frames are late, not wrong)
+    until(upage, f"h.recording.audio.currentTime > {t1} + 0.5 && h.recording.state.playheadX > {x1}")
+    until(
+        upage, "Math.abs(h.recording.state.playheadX / h.recording.state.pxPerS - h.recording.audio.currentTime) < 0.5"
+    )
+    # the clip under the playhead is the map's current clip
+    until(upage, "h.recording.state.currentClip >= 0 && h.state.current === h.recording.state.currentClip")
+    # pause (Space is the recording's while its view is open), so "follow" does not scroll the box away mid-click
+    upage.keyboard.press("Space")
+    until(upage, "h.recording.audio.paused")
+    # click a box further on: playback jumps there and plays, and that clip becomes current
     box = upage.locator("#recording-view .rv-box").nth(12)
     target = int(box.get_attribute("data-clip"))
     start = js(upage, f"h.state.clips.start_s[{target}]")
     box.scroll_into_view_if_needed()
     box.click()
-    upage.wait_for_function(
-        f"Math.abs(window.__sonomap.recording.audio.currentTime - {start}) < 1.0 && !window.__sonomap.recording.audio.paused",
-        timeout=20_000,
+    until(
+        upage,
+        f"!h.recording.audio.paused && h.recording.state.currentClip === {target} && h.state.current === {target}"
+        f" && Math.abs(h.recording.audio.currentTime - {start}) < 1.0",
+        timeout_ms=20_000,
     )
-    upage.wait_for_function(f"window.__sonomap.recording.state.currentClip === {target}", timeout=10_000)
-    assert js(upage, "h.state.current") == target
-    assert upage.locator(f"#recording-view .rv-box.current[data-clip='{target}']").count() == 1
-    upage.wait_for_function(
+    upage.keyboard.press("Space")
+    until(upage, "h.recording.audio.paused")
+    cur = js(upage, "h.recording.state.currentClip")
+    assert upage.locator(f"#recording-view .rv-box.current[data-clip='{cur}']").count() == 1
+    until(
+        upage,
         "Array.from(document.querySelectorAll('#recording-view .rv-tile')).every(i => i.complete && i.naturalWidth > 0)",
-        timeout=60_000,
+        timeout_ms=60_000,
     )
     ARTIFACTS.mkdir(exist_ok=True)
     upage.screenshot(path=str(ARTIFACTS / "recording_view.png"))
     upage.keyboard.press("Escape")
     assert upage.locator("#recording-view").count() == 0
     assert not upage.errors
+
+
+def test_cancelling_uploaded_files_while_they_are_processed(upage, birds_server, get_json):
+    url, _root = birds_server
+    files = sorted((DEMO / "Melozone crissalis_California Towhee").glob("*.mp3"))[:2]
+    assert len(files) == 2
+    upage.set_input_files("#upload-input", [str(f) for f in files])
+    upage.wait_for_selector("#upload-dialog")
+    upage.click("#upload-start")
+    until(upage, "h.upload.state === 'processing' && !!h.upload.jobId", timeout_ms=120_000)
+    upage.click("#upload-panel [data-cancel-job]")
+    until(upage, "h.upload.state === 'cancelled' || h.upload.state === 'done'", timeout_ms=300_000)
+    # two MP3s take the server seconds (decode, BirdNET, placing); the cancel arrives within milliseconds
+    assert js(upage, "h.upload.state") == "cancelled", upage.inner_text("#upload-panel")
+    assert "Cancelled" in upage.inner_text("#upload-panel")
+    upage.wait_for_timeout(500)
+    assert js(upage, "h.state.n") == js(upage, "h.pointsDrawn")  # every clip the page knows is on the map
+    upage.click("#upload-panel [data-close]")
+    assert upage.locator("#upload-panel").is_hidden()
+    assert not upage.errors
+    # the page shows what the server has; today a file cancelled between its build and its placement keeps its
+    # clips on the server without a position or a preprocess:file event (preprocess/ingest.py)
+    server_n = get_json(f"{url}/api/collections/birds/clips")["n"]
+    if server_n != js(upage, "h.state.n"):
+        pytest.xfail(f"ingest kept {server_n - js(upage, 'h.state.n')} clips of a cancelled file without placing them")

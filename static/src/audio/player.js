@@ -1,5 +1,7 @@
 // Web Audio sprite player: decoded FLAC sprites in an LRU (bounded by decoded bytes), one voice at a time
-// with short gain ramps so moving across points never clicks and never piles sounds up.
+// with short gain ramps so moving across points never clicks and never piles sounds up. It is the page's one
+// output: a whole recording (an <audio> element, attachMedia) plays through the same master gain, so volume and
+// mute act on everything, and a clip that starts pauses the recording (never two sounds at once).
 
 const RAMP_IN_S = 0.004;
 const RAMP_OUT_S = 0.012;
@@ -25,7 +27,7 @@ export class SpritePlayer {
     this.volume = 0.8;
     this.muted = false;
     this.onStateChange = null;
-    this.onEnded = null;
+    this.media = null; // {el, node}: the attached <audio> element
     try {
       // Decoding at the sprite's own rate keeps offsets exact and halves memory for 22.05 kHz collections.
       this.ctx = new AudioContext({ sampleRate, latencyHint: 'interactive' });
@@ -34,7 +36,11 @@ export class SpritePlayer {
     }
     this.master = this.ctx.createGain();
     this.master.gain.value = this.volume;
-    this.master.connect(this.ctx.destination);
+    // master -> meter -> speakers: the meter measures what a person hears (after volume and mute)
+    this.meter = this.ctx.createAnalyser();
+    this.meter.fftSize = 512;
+    this.master.connect(this.meter);
+    this.meter.connect(this.ctx.destination);
     this.ctx.onstatechange = () => this.onStateChange && this.onStateChange(this.ctx.state);
   }
 
@@ -63,6 +69,42 @@ export class SpritePlayer {
     g.cancelScheduledValues(now);
     g.setValueAtTime(g.value, now);
     g.linearRampToValueAtTime(this.muted ? 0 : this.volume, now + 0.02);
+  }
+
+  /** RMS of the output over the meter's window (~10-20 ms), 0..1. */
+  outputLevel() {
+    const buf = new Float32Array(this.meter.fftSize);
+    this.meter.getFloatTimeDomainData(buf);
+    let sum = 0;
+    for (let i = 0; i < buf.length; i++) sum += buf[i] * buf[i];
+    return Math.sqrt(sum / buf.length);
+  }
+
+  /**
+   * Route an <audio> element through the master gain (volume, mute) and make it part of "one sound at a time":
+   * play() pauses it. Returns its MediaElementAudioSourceNode. One element at a time; detachMedia() undoes it.
+   */
+  attachMedia(el) {
+    this.detachMedia();
+    el.volume = 1; // the master gain sets the level
+    const node = this.ctx.createMediaElementSource(el);
+    node.connect(this.master);
+    this.media = { el, node };
+    return node;
+  }
+
+  detachMedia() {
+    if (!this.media) return;
+    try {
+      this.media.node.disconnect();
+    } catch {}
+    this.media = null;
+  }
+
+  /** Pause the attached recording if it is playing (a clip is about to play). */
+  _pauseMedia() {
+    const m = this.media;
+    if (m && !m.el.paused) m.el.pause();
   }
 
   isReady(sprite) {
@@ -168,6 +210,7 @@ export class SpritePlayer {
    */
   async play(clip, tEvent = performance.now(), tHandler = performance.now()) {
     const token = ++this.token;
+    this._pauseMedia();
     const e = this.cache.get(clip.sprite);
     let buffer = e && e.buffer;
     if (!buffer) {
@@ -202,10 +245,7 @@ export class SpritePlayer {
     src.start(now, offset, duration);
     const voice = { src, gain, sprite: clip.sprite, clip_id: clip.clip_id };
     src.onended = () => {
-      if (this.voice === voice) {
-        this.voice = null;
-        this.onEnded && this.onEnded(clip.clip_id);
-      }
+      if (this.voice === voice) this.voice = null;
       src.disconnect();
       gain.disconnect();
     };

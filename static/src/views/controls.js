@@ -214,14 +214,24 @@ export function initControls(root, jobEl, summaryEl) {
   };
   render();
 
-  // progress bar and summary
+  // progress bar (with its Cancel) and summary
   const fill = jobEl.querySelector('.fill');
   const text = jobEl.querySelector('.job-text');
+  const cancel = jobEl.querySelector('#job-cancel');
+  cancel.onclick = () => actions.cancelClustering();
   subscribe('job', (s) => {
     const j = s.job || {};
     jobEl.dataset.state = j.state || '';
     fill.style.width = `${Math.round(100 * (j.state === 'done' ? 1 : j.fraction || 0))}%`;
-    text.textContent = j.state === 'running' ? `clustering… ${j.message || ''}` : j.state === 'error' ? `error: ${j.message}` : j.message || '';
+    text.textContent =
+      j.state === 'running'
+        ? `clustering… ${j.message || ''}`
+        : j.state === 'error'
+          ? `error: ${j.message}`
+          : j.state === 'cancelled'
+            ? 'cancelled: the map keeps the last result (move a control to run again)'
+            : j.message || '';
+    cancel.hidden = !(j.state === 'running' && j.job_id);
   });
   subscribe('cluster', (s) => {
     const r = s.cluster && s.cluster.result;

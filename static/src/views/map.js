@@ -295,10 +295,10 @@ export function createMap({ canvas, onHover, onOut, onClick, onLasso, onDeselect
       drawn = true;
     },
     /** Colour points: codes Float32Array [n] of category indices into colors (CSS strings). */
-    async setColors(newCodes, colors, { dimCodes = null } = {}) {
+    async setColors(newCodes, colors) {
       codes = newCodes;
       const alpha = nx && nx.length > 50000 ? 0.7 : 0.88;
-      const rgba = colors.map((c, i) => toRGBA(c, dimCodes && dimCodes.has(i) ? 0.35 : alpha));
+      const rgba = colors.map((c) => toRGBA(c, alpha));
       plot.set({ colorBy: 'valueA', pointColor: rgba });
       await redraw();
     },

@@ -52,7 +52,7 @@ export function initPooling(root) {
     );
     const rows = state.classes.map((k, j) => {
       const isFocus = state.focus && state.focus.kind === 'class' && state.focus.classId === k.id;
-      const nameEl = el('span', { class: 'cl-name', title: 'Double-click to rename' }, k.name);
+      const nameEl = el('span', { class: 'cl-name', title: `${k.name} (double-click to rename)` }, k.name);
       nameEl.ondblclick = () => {
         const input = el('input', { type: 'text', class: 'rename', value: k.name, 'aria-label': 'Rename class' });
         let finished = false;

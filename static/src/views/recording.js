@@ -3,59 +3,24 @@
 // recording's clips as boxes coloured like the map, a playhead driven by an <audio> element that streams the original
 // with HTTP Range (an hour is never downloaded whole). Clicking a box seeks there and plays; the clip under the
 // playhead is highlighted on the map and shown in the hover card.
+//
+// Sound: the <audio> element plays through the player's master gain (volume and mute act on it); hovering a point
+// pauses it (the player plays one sound at a time), and starting it stops the clip being heard. Space and P toggle
+// it while the view is open (keyboard.js). Its state is state.recording (+ recordingOpen / recordingPlaying).
 import { state, set, subscribe } from '../state.js';
-import { urls, getJSON } from '../api.js';
-import { hook, toast } from '../actions.js';
+import { api, urls } from '../api.js';
+import { toast } from '../toast.js';
+import { stopAudio } from '../listening.js';
 import { escapeHtml, el } from '../util.js';
 
-const view = {
-  open: false,
-  recordingId: null,
-  info: null,
-  clips: null, // columnar clips of this recording
-  tileS: 10,
-  pxPerS: 100,
-  currentClip: -1,
-  follow: true,
-};
-
-let root = null;
-let audio = null;
-let scroller = null;
-let track = null;
-let playhead = null;
-let raf = 0;
-const tiles = new Map(); // index -> img
+const view = state.recording;
 
 export function initRecording() {
-  hook.recording = {
-    open: (clipId) => openForClip(clipId),
-    close,
-    get state() {
-      return { ...view, currentTime: audio ? audio.currentTime : 0, paused: audio ? audio.paused : true, playheadX: playhead ? parseFloat(playhead.style.left) || 0 : 0 };
-    },
-    get audio() {
-      return audio;
-    },
-  };
   document.addEventListener('click', (e) => {
     const b = e.target.closest && e.target.closest('[data-open-recording]');
     if (b) openForClip(Number(b.dataset.openRecording));
   });
-  window.addEventListener('keydown', (e) => {
-    const t = e.target;
-    if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT' || t.isContentEditable)) return;
-    if (e.ctrlKey || e.metaKey || e.altKey) return;
-    if (e.key === 'r' || e.key === 'R') {
-      const i = state.current >= 0 ? state.current : state.pinned;
-      if (i >= 0) openForClip(i);
-    } else if (view.open && e.key === 'Escape') {
-      close();
-    } else if (view.open && e.key === 'p') {
-      togglePlay();
-    }
-  });
-  subscribe(['legend', 'classes', 'cluster'], () => view.open && colourBoxes());
+  subscribe(['legend', 'classes', 'cluster'], () => state.recordingOpen && colourBoxes());
 }
 
 export async function openForClip(clipId) {
@@ -73,22 +38,23 @@ export async function openForClip(clipId) {
 }
 
 async function openRecording(rid) {
-  if (view.open && view.recordingId === rid) return;
-  const info = await getJSON(urls.recording(state.collection, rid));
+  if (state.recordingOpen && view.recordingId === rid) return;
+  const info = await api.recording(state.collection, rid);
   close();
-  Object.assign(view, { open: true, recordingId: rid, info, clips: info.clips, currentClip: -1, follow: true });
+  Object.assign(view, { recordingId: rid, info, clips: info.clips, currentClip: -1, follow: true });
   view.tileS = info.tile.tile_s_choices.includes(view.tileS) ? view.tileS : info.tile.tile_s_choices[1] || 10;
   build();
+  set({ recordingOpen: true, recordingPlaying: false });
 }
 
 function build() {
   const info = view.info;
   const rec = info.recording;
   const title = rec.common_name || rec.species || rec.label || '';
-  root = el('section', { id: 'recording-view', class: 'recording-view' });
+  const root = el('section', { id: 'recording-view', class: 'recording-view' });
   root.innerHTML = `
     <div class="rv-head">
-      <button class="tool" data-play title="Play / pause (P)">▶</button>
+      <button class="tool" data-play title="Play / pause (Space or P)">▶</button>
       <div class="rv-title"><b>${escapeHtml(rec.file_name || rec.path)}</b>
         <span class="muted">${title ? `${escapeHtml(title)} · ` : ''}${fmt(info.duration_s)} · ${info.clips.clip_id.length} clips</span></div>
       <span class="rv-time muted">0:00.0</span>
@@ -102,24 +68,35 @@ function build() {
       <div class="rv-scroll"><div class="rv-track"><div class="rv-playhead"></div></div></div>
     </div>`;
   document.body.append(root);
-  scroller = root.querySelector('.rv-scroll');
-  track = root.querySelector('.rv-track');
-  playhead = root.querySelector('.rv-playhead');
+  const scroller = root.querySelector('.rv-scroll');
+  const track = root.querySelector('.rv-track');
+  const playhead = root.querySelector('.rv-playhead');
   root.querySelector('.rv-axis').innerHTML = info.axis.ticks
     .map((t) => `<span style="top:${(t.y * 100).toFixed(2)}%">${t.hz >= 1000 ? `${t.hz / 1000}k` : t.hz}</span>`)
     .join('');
-  audio = new Audio();
+  const audio = new Audio();
   audio.preload = 'metadata';
   audio.src = info.audio_url || urls.recordingAudio(state.collection, view.recordingId);
-  audio.volume = state.muted ? 0 : state.volume;
+  view.el = { root, audio, scroller, track, playhead };
+  const player = state.runtime.player;
+  if (player) view.source = player.attachMedia(audio); // same output as hover playback: volume and mute act on it
   audio.addEventListener('play', () => {
+    stopAudio(); // never on top of a clip or the gallery's sequence
+    if (player) player.resume();
     root.querySelector('[data-play]').textContent = '❚❚';
+    set({ recordingPlaying: true });
     loop();
   });
-  audio.addEventListener('pause', () => (root.querySelector('[data-play]').textContent = '▶'));
+  audio.addEventListener('pause', () => {
+    root.querySelector('[data-play]').textContent = '▶';
+    set({ recordingPlaying: false });
+  });
   audio.addEventListener('seeked', () => tick());
   audio.addEventListener('error', () => toast('The recording\'s audio could not be played', 'error'));
-  root.querySelector('[data-play]').onclick = togglePlay;
+  root.querySelector('[data-play]').onclick = (e) => {
+    e.currentTarget.blur(); // Space must reach the page's keys, not press this button again
+    togglePlay();
+  };
   root.querySelector('[data-close]').onclick = close;
   root.querySelector('[data-follow]').onchange = (e) => (view.follow = e.target.checked);
   root.querySelector('[data-zoom]').onchange = (e) => setZoom(Number(e.target.value));
@@ -136,6 +113,7 @@ function build() {
 }
 
 function layout() {
+  const { track } = view.el;
   view.pxPerS = view.info.tile.width_px / view.tileS;
   const width = Math.max(1, Math.ceil(view.info.duration_s * view.pxPerS));
   track.style.width = `${width}px`;
@@ -143,8 +121,8 @@ function layout() {
   const c0 = view.clips;
   const typical = c0.clip_id.length ? (c0.end_s[0] - c0.start_s[0]) * view.pxPerS : 100;
   track.classList.toggle('dense', typical < 14);
-  for (const img of tiles.values()) img.remove();
-  tiles.clear();
+  for (const img of view.tiles.values()) img.remove();
+  view.tiles.clear();
   track.querySelectorAll('.rv-box').forEach((b) => b.remove());
   const c = view.clips;
   for (let k = 0; k < c.clip_id.length; k++) {
@@ -171,6 +149,7 @@ function layout() {
 }
 
 function setZoom(tileS) {
+  const { audio, scroller } = view.el;
   const t = audio ? audio.currentTime : 0;
   view.tileS = tileS;
   layout();
@@ -178,7 +157,9 @@ function setZoom(tileS) {
 }
 
 function loadVisibleTiles() {
-  if (!scroller) return;
+  if (!view.el) return;
+  const { scroller, track } = view.el;
+  const tiles = view.tiles;
   const w = view.info.tile.width_px;
   const n = view.info.tile.n_tiles[String(view.tileS)];
   const first = Math.max(0, Math.floor(scroller.scrollLeft / w) - 1);
@@ -206,7 +187,8 @@ function loadVisibleTiles() {
 }
 
 function colourBoxes() {
-  if (!track) return;
+  if (!view.el) return;
+  const { track } = view.el;
   const legend = state.legend;
   for (const box of track.querySelectorAll('.rv-box')) {
     const id = Number(box.dataset.clip);
@@ -217,7 +199,8 @@ function colourBoxes() {
 }
 
 function seek(t, { play = false } = {}) {
-  if (!audio) return;
+  if (!view.el) return;
+  const { audio, root } = view.el;
   const go = () => {
     audio.currentTime = Math.max(0, Math.min(t, view.info.duration_s - 0.01));
     tick();
@@ -232,29 +215,32 @@ function seek(t, { play = false } = {}) {
   else audio.addEventListener('loadedmetadata', go, { once: true });
 }
 
-function togglePlay() {
-  if (!audio) return;
+/** Play / pause the open recording (Space, P, the ▶ button). */
+export function togglePlay() {
+  if (!view.el) return;
+  const { audio } = view.el;
   if (audio.paused) audio.play().catch((e) => toast(`Playback blocked: ${e.message}`, 'error'));
   else audio.pause();
 }
 
 function scrollTo(t) {
-  if (scroller) scroller.scrollLeft = Math.max(0, t * view.pxPerS);
+  if (view.el) view.el.scroller.scrollLeft = Math.max(0, t * view.pxPerS);
   loadVisibleTiles();
 }
 
 function loop() {
-  cancelAnimationFrame(raf);
+  cancelAnimationFrame(view.raf);
   const step = () => {
     tick();
-    if (audio && !audio.paused) raf = requestAnimationFrame(step);
+    if (view.el && !view.el.audio.paused) view.raf = requestAnimationFrame(step);
   };
-  raf = requestAnimationFrame(step);
+  view.raf = requestAnimationFrame(step);
 }
 
 /** Move the playhead to the audio's time, keep it in view, and track the clip under it. */
 function tick() {
-  if (!audio || !playhead) return;
+  if (!view.el) return;
+  const { audio, playhead, root, scroller, track } = view.el;
   const t = audio.currentTime;
   const x = t * view.pxPerS;
   playhead.style.left = `${x}px`;
@@ -277,24 +263,27 @@ function tick() {
     if (cur >= 0) {
       const b = track.querySelector(`.rv-box[data-clip="${cur}"]`);
       if (b) b.classList.add('current');
-      if (hook.map && cur < state.n) hook.map.hover(cur); // highlight it on the map
+      if (state.runtime.map && cur < state.n) state.runtime.map.hover(cur); // highlight it on the map
       set({ current: cur });
     }
   }
 }
 
 export function close() {
-  cancelAnimationFrame(raf);
-  if (audio) {
+  cancelAnimationFrame(view.raf);
+  if (view.el) {
+    const { audio, root } = view.el;
+    if (state.runtime.player && view.source) state.runtime.player.detachMedia();
     audio.pause();
     audio.removeAttribute('src');
     audio.load();
+    root.remove();
   }
-  if (root) root.remove();
-  tiles.clear();
-  root = audio = scroller = track = playhead = null;
-  view.open = false;
+  view.tiles.clear();
+  view.el = null;
+  view.source = null;
   view.recordingId = null;
+  set({ recordingOpen: false, recordingPlaying: false });
 }
 
 function fmt(s) {

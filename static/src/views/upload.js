@@ -1,34 +1,26 @@
 // Adding recordings from the browser: drop files, folders or a zip anywhere on the page (or use the "Add
 // recordings" button), choose "add to this collection" or "new collection", watch each file upload in resumable
 // chunks, then get processed on the server; each processed file's clips appear on the map as they are ready.
+// The panel's Cancel stops it: uploads stop and are discarded, a processing job is cancelled on the server.
+// Its state is state.upload; its URLs come from api.js, its events from socket.js.
 import { state, set } from '../state.js';
-import { urls, getJSON } from '../api.js';
-import { EVENTS, ensureSocket, requestPreprocess, requestRemap } from '../socket.js';
+import { api } from '../api.js';
+import { listen, requestPreprocess, requestRemap, cancelJob } from '../socket.js';
 import { normalise } from './map.js';
-import { hook, actions, toast } from '../actions.js';
+import { recolor } from '../coloring.js';
+import { toast, plural } from '../toast.js';
 import { escapeHtml, el } from '../util.js';
+import { openDialog as dialogFor, filesFromDrop, fmtBytes } from './upload_dialog.js';
 
 const CHUNK_BYTES = 4 * 1024 * 1024;
 const PARALLEL = 2;
 const RETRIES = 6;
-const AUDIO_EXT = /\.(wav|wave|flac|mp3|ogg|oga|opus|aif|aiff|w64|rf64|zip|csv|json)$/i;
 
-const up = {
-  state: 'idle', // idle | choosing | uploading | processing | done | error
-  files: [], // [{file, name, size, sent, status, reason, upload_id, el}]
-  jobId: null,
-  collection: null,
-  created: false,
-  addedClips: 0,
-  result: null,
-};
+const up = state.upload;
 
-let panel = null;
-let dialog = null;
-let limits = { max_file_bytes: Infinity, max_chunk_bytes: CHUNK_BYTES };
+const openDialog = (files) => dialogFor(files, start);
 
 export function initUpload() {
-  hook.upload = up;
   const bar = document.getElementById('topbar');
   const spacer = bar && bar.querySelector('.spacer');
   const button = el('button', { class: 'tool', id: 'upload-open', title: 'Add recordings (drop files, folders or a zip)' }, '+ Add recordings');
@@ -63,101 +55,15 @@ export function initUpload() {
     overlay.hidden = true;
     openDialog(await filesFromDrop(e.dataTransfer));
   });
-  getJSON(urls.uploadLimits()).then((r) => (limits = r.limits), () => {});
+  api.uploadLimits().then((r) => (up.limits = { ...up.limits, ...r.limits }), () => {});
   // leaving the page mid-upload: tell the server to drop the half-sent files now (it would after a day anyway)
   window.addEventListener('pagehide', () => {
     for (const f of up.files) {
       if (f.upload_id && (f.status === 'uploading' || f.status === 'waiting')) {
-        fetch(urls.upload(f.upload_id), { method: 'DELETE', keepalive: true }).catch(() => {});
+        api.deleteUpload(f.upload_id, { keepalive: true }).catch(() => {});
       }
     }
   });
-}
-
-/** Files from a drop, walking dropped folders (webkitGetAsEntry) so a whole folder of MP3s works. */
-async function filesFromDrop(dt) {
-  const entries = Array.from(dt.items || []).map((it) => it.webkitGetAsEntry && it.webkitGetAsEntry()).filter(Boolean);
-  if (!entries.length) return Array.from(dt.files || []);
-  const out = [];
-  const walk = async (entry, prefix) => {
-    if (entry.isFile) {
-      const f = await new Promise((res, rej) => entry.file(res, rej));
-      out.push(Object.assign(f, { relPath: prefix + f.name }));
-    } else if (entry.isDirectory) {
-      const reader = entry.createReader();
-      for (;;) {
-        const batch = await new Promise((res, rej) => reader.readEntries(res, rej));
-        if (!batch.length) break;
-        for (const child of batch) await walk(child, `${prefix}${entry.name}/`);
-      }
-    }
-  };
-  for (const entry of entries) await walk(entry, '');
-  return out;
-}
-
-const fmtBytes = (n) => (n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1)} GB` : n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MB` : `${Math.ceil(n / 1024)} KB`);
-
-function defaultName(files) {
-  const first = files[0];
-  const top = first && (first.relPath || first.webkitRelativePath || '').split('/')[0];
-  const base = (top && top !== first.name ? top : first ? first.name.replace(/\.[^.]+$/, '') : 'recordings') || 'recordings';
-  let name = base.normalize('NFKD').replace(/[^\w.+-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 48) || 'recordings';
-  const taken = new Set((state.collections || []).map((c) => c.name));
-  for (let k = 2; taken.has(name); k++) name = `${base.slice(0, 40)}-${k}`.replace(/[^\w.+-]+/g, '-');
-  return name;
-}
-
-function openDialog(files) {
-  if (up.state === 'uploading' || up.state === 'processing') {
-    toast('Recordings are still being added; wait for them to finish', 'error');
-    return;
-  }
-  files = files.filter((f) => f.size > 0 && !/(^|\/)\./.test(f.relPath || f.webkitRelativePath || f.name));
-  const skipped = files.filter((f) => !AUDIO_EXT.test(f.name));
-  const usable = files.filter((f) => AUDIO_EXT.test(f.name));
-  if (dialog) dialog.remove();
-  const total = usable.reduce((s, f) => s + f.size, 0);
-  const current = state.collection;
-  dialog = el('div', { class: 'overlay', id: 'upload-dialog' });
-  dialog.innerHTML = `
-    <div class="dialog upload-dialog">
-      <h2>Add recordings</h2>
-      ${usable.length
-        ? `<p><b>${usable.length}</b> file${usable.length > 1 ? 's' : ''} · ${fmtBytes(total)}${skipped.length ? ` · <span class="muted">${skipped.length} other file(s) left out</span>` : ''}</p>`
-        : '<p class="muted">Drop audio files, a folder, or a zip anywhere on the page, or choose them:</p>'}
-      <div class="row">
-        <button data-pick-files>Choose files…</button>
-        <button data-pick-folder>Choose a folder…</button>
-      </div>
-      <fieldset class="upload-target">
-        <label class="check"><input type="radio" name="upload-target" value="add" ${current ? 'checked' : 'disabled'}>
-          add to <b>${escapeHtml(current || '(no collection open)')}</b> <span class="muted">(the map keeps its points; new ones are placed on it)</span></label>
-        <label class="check"><input type="radio" name="upload-target" value="new" ${current ? '' : 'checked'}>
-          new collection named <input type="text" id="upload-name" value="${escapeHtml(defaultName(usable))}" maxlength="64"></label>
-      </fieldset>
-      <div class="row end">
-        <button data-cancel>Cancel</button>
-        <button class="primary" id="upload-start" ${usable.length ? '' : 'disabled'}>Upload and process</button>
-      </div>
-    </div>`;
-  document.body.append(dialog);
-  const q = (s) => dialog.querySelector(s);
-  q('[data-pick-files]').onclick = () => document.getElementById('upload-input').click();
-  q('[data-pick-folder]').onclick = () => document.getElementById('upload-folder').click();
-  q('[data-cancel]').onclick = () => dialog.remove();
-  q('#upload-name').onfocus = () => (q('input[value=new]').checked = true);
-  q('#upload-start').onclick = () => {
-    const target = q('input[name=upload-target]:checked').value;
-    const name = q('#upload-name').value.trim();
-    if (target === 'new' && !/^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$/.test(name)) {
-      toast('A collection name uses letters, digits, _ - . + (starting with a letter or digit)', 'error');
-      return;
-    }
-    dialog.remove();
-    start(usable, target === 'add' ? { collection: current } : { new_collection: name });
-  };
-  up.state = 'choosing';
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -165,23 +71,24 @@ function openDialog(files) {
 
 async function start(files, target) {
   Object.assign(up, {
-    state: 'uploading', jobId: null, result: null, addedClips: 0,
+    state: 'uploading', jobId: null, result: null, addedClips: 0, cancelled: false,
     collection: target.collection || target.new_collection, created: !!target.new_collection,
     files: files.map((file) => ({ file, name: file.relPath || file.webkitRelativePath || file.name, size: file.size, sent: 0, status: 'waiting', reason: '' })),
   });
   renderPanel();
   const queue = up.files.filter((f) => {
-    if (f.size > limits.max_file_bytes) {
+    if (f.size > up.limits.max_file_bytes) {
       f.status = 'failed';
-      f.reason = `over the server's limit of ${fmtBytes(limits.max_file_bytes)}`;
+      f.reason = `over the server's limit of ${fmtBytes(up.limits.max_file_bytes)}`;
       return false;
     }
     return true;
   });
   const workers = Array.from({ length: PARALLEL }, async () => {
-    while (queue.length) await uploadOne(queue.shift());
+    while (queue.length && !up.cancelled) await uploadOne(queue.shift());
   });
   await Promise.all(workers);
+  if (up.cancelled) return discardUploads();
   const ids = up.files.filter((f) => f.status === 'uploaded').map((f) => f.upload_id);
   if (!ids.length) {
     up.state = 'error';
@@ -189,7 +96,7 @@ async function start(files, target) {
     return;
   }
   up.state = 'processing';
-  listen();
+  listenOnce();
   const ack = await requestPreprocess({ ...target, uploads: ids });
   if (!ack.ok) {
     up.state = 'error';
@@ -198,32 +105,54 @@ async function start(files, target) {
   }
   up.jobId = ack.job_id;
   renderPanel('Processing…');
+  if (up.cancelled) cancel(); // pressed while the request was on its way
+}
+
+/** The panel's Cancel: stop uploading (and discard what was sent), or cancel the processing job. */
+async function cancel() {
+  up.cancelled = true;
+  if (up.state === 'uploading') {
+    renderPanel('Stopping the uploads…');
+    return; // the workers stop after their current chunk; start() discards the uploads
+  }
+  if (up.state !== 'processing' || !up.jobId) return;
+  const ack = await cancelJob(up.jobId, 'preprocess');
+  if (!ack.ok && up.state === 'processing') toast(`Could not cancel: ${ack.error || 'the job has ended'}`, 'error');
+}
+
+function discardUploads() {
+  for (const f of up.files) {
+    if (f.upload_id && f.status !== 'failed') api.deleteUpload(f.upload_id).catch(() => {});
+    if (f.status === 'waiting' || f.status === 'uploading' || f.status === 'uploaded') {
+      f.status = 'failed';
+      f.reason = 'cancelled';
+    }
+  }
+  up.state = 'cancelled';
+  renderPanel('Cancelled: nothing was added.');
 }
 
 async function uploadOne(f) {
   f.status = 'uploading';
   renderRow(f);
   try {
-    const created = await fetchJSON(urls.uploads(), {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ file_name: f.name, size_bytes: f.size }),
-    });
+    const created = await api.createUpload(f.name, f.size);
     f.upload_id = created.upload.upload_id;
     let offset = 0;
     let failures = 0;
-    const chunk = Math.min(CHUNK_BYTES, limits.max_chunk_bytes || CHUNK_BYTES);
+    const chunk = Math.min(CHUNK_BYTES, up.limits.max_chunk_bytes || CHUNK_BYTES);
     while (offset < f.size) {
+      if (up.cancelled) throw new Error('cancelled');
       const body = f.file.slice(offset, Math.min(offset + chunk, f.size));
       try {
-        const r = await fetchJSON(urls.upload(f.upload_id, offset), { method: 'PUT', body });
+        const r = await api.putChunk(f.upload_id, offset, body);
         offset = r.upload.received;
         failures = 0;
       } catch (e) {
         if (e.status && e.status < 500 && !/resume at/.test(e.message)) throw e; // refused: not worth retrying
         if (++failures > RETRIES) throw e;
         await new Promise((res) => setTimeout(res, 300 * 2 ** failures));
-        offset = (await fetchJSON(urls.upload(f.upload_id))).upload.received; // resume where the server is
+        offset = (await api.uploadStatus(f.upload_id)).upload.received; // resume where the server is
       }
       f.sent = offset;
       renderRow(f);
@@ -232,69 +161,71 @@ async function uploadOne(f) {
   } catch (e) {
     f.status = 'failed';
     f.reason = e.message;
-    if (f.upload_id) fetch(urls.upload(f.upload_id), { method: 'DELETE' }).catch(() => {});
+    if (f.upload_id) api.deleteUpload(f.upload_id).catch(() => {});
   }
   renderRow(f);
 }
 
-async function fetchJSON(url, init = {}) {
-  const res = await fetch(url, init);
-  let data = null;
-  try {
-    data = await res.json();
-  } catch {}
-  if (!res.ok || !data || data.ok === false) {
-    const err = new Error((data && data.error) || `HTTP ${res.status}`);
-    err.status = res.status;
-    throw err;
-  }
-  return data;
-}
-
 // ------------------------------------------------------------------------------------------------
-// processing: per-file events, new clips onto the map
+// processing: per-file events, new clips onto the map. Listeners are added once; each checks the job id.
 
-let listening = false;
-function listen() {
-  if (listening) return;
-  listening = true;
-  const s = ensureSocket();
-  s.on(EVENTS.progress, (m) => {
-    if (m.job_id !== up.jobId) return;
-    const f = fileByName(m.file);
-    if (f && f.status !== 'ok' && f.status !== 'failed') {
-      f.status = 'processing';
-      f.stage = m.stage === 'file' ? 'starting' : m.stage;
+function listenOnce() {
+  if (up.listening) return;
+  up.listening = true;
+  listen({
+    progress: (m) => {
+      if (m.job_id !== up.jobId || up.state !== 'processing') return;
+      const f = fileByName(m.file);
+      if (f && f.status !== 'ok' && f.status !== 'failed') {
+        f.status = 'processing';
+        f.stage = m.stage === 'file' ? 'starting' : m.stage;
+        renderRow(f);
+      }
+      setOverall(m.fraction, m.message ? `${m.stage}: ${m.message}` : m.stage);
+    },
+    preprocessFile: (m) => {
+      if (m.job_id !== up.jobId) return;
+      const f = fileByName(m.name) || { name: m.name, size: 0, sent: 0 };
+      if (!up.files.includes(f)) up.files.push(f);
+      Object.assign(f, { status: m.status, reason: m.reason, n_clips: m.n_clips, recording_id: m.recording_id });
       renderRow(f);
-    }
-    setOverall(m.fraction, m.message ? `${m.stage}: ${m.message}` : m.stage);
-  });
-  s.on(EVENTS.preprocessFile, (m) => {
-    if (m.job_id !== up.jobId) return;
-    const f = fileByName(m.name) || { name: m.name, size: 0, sent: 0 };
-    if (!up.files.includes(f)) up.files.push(f);
-    Object.assign(f, { status: m.status, reason: m.reason, n_clips: m.n_clips, recording_id: m.recording_id });
-    renderRow(f);
-  });
-  s.on(EVENTS.preprocessClips, (m) => {
-    if (m.collection !== state.collection) return;
-    addClipsToMap(m);
-  });
-  s.on(EVENTS.result, (m) => {
-    if (m.job_id !== up.jobId || m.kind !== 'preprocess') return;
-    up.state = 'done';
-    up.result = m;
-    if (m.created && !state.collection && m.n_clips) {
-      location.search = `?c=${encodeURIComponent(m.collection)}`; // the first collection: open it at once
-      return;
-    }
-    for (const r of m.refused || []) up.files.push({ name: r.name, size: 0, sent: 0, status: 'failed', reason: r.reason });
-    renderPanel();
-  });
-  s.on(EVENTS.error, (m) => {
-    if (m.job_id !== up.jobId) return;
-    up.state = 'error';
-    renderPanel(m.error);
+    },
+    preprocessClips: (m) => {
+      if (m.collection !== state.collection) return;
+      addClipsToMap(m);
+    },
+    result: (m) => {
+      if (up.remapJobId && m.job_id === up.remapJobId) {
+        up.remapJobId = null;
+        location.reload(); // the map moved: draw it again
+        return;
+      }
+      if (m.job_id !== up.jobId || m.kind !== 'preprocess') return;
+      up.state = 'done';
+      up.result = m;
+      if (m.created && !state.collection && m.n_clips) {
+        location.search = `?c=${encodeURIComponent(m.collection)}`; // the first collection: open it at once
+        return;
+      }
+      for (const r of m.refused || []) up.files.push({ name: r.name, size: 0, sent: 0, status: 'failed', reason: r.reason });
+      renderPanel();
+    },
+    error: (m) => {
+      if (up.remapJobId && m.job_id === up.remapJobId) {
+        up.remapJobId = null;
+        toast(`Recomputing the map failed: ${m.error}`, 'error');
+        return;
+      }
+      if (m.job_id !== up.jobId) return;
+      up.state = 'error';
+      renderPanel(m.error);
+    },
+    cancelled: (m) => {
+      if (m.job_id !== up.jobId || up.state !== 'processing') return;
+      up.state = 'cancelled';
+      const added = up.files.filter((f) => f.status === 'ok').length;
+      renderPanel(added ? `Cancelled after ${plural(added, 'file')} (${plural(up.addedClips, 'clip')} on the map).` : 'Cancelled: nothing was added.');
+    },
   });
 }
 
@@ -336,10 +267,10 @@ async function addClipsToMap(m) {
   const { nx, ny, box } = normalise(xy);
   Object.assign(patch, { nx, ny });
   set(patch);
-  await hook.map.setPoints(nx, ny, box);
-  hook.pointsDrawn = n;
+  await state.runtime.map.setPoints(nx, ny, box);
+  state.stats.pointsDrawn = n;
   up.addedClips += m.clips.clip_id.length;
-  actions.recolor();
+  recolor();
   const f = fileByName(m.name);
   if (f) {
     f.onMap = true;
@@ -351,10 +282,11 @@ async function addClipsToMap(m) {
 // the panel
 
 function ensurePanel() {
-  if (panel) return panel;
-  panel = el('section', { id: 'upload-panel', class: 'upload-panel card' });
-  document.body.append(panel);
-  return panel;
+  if (!up.panel) {
+    up.panel = el('section', { id: 'upload-panel', class: 'upload-panel card' });
+    document.body.append(up.panel);
+  }
+  return up.panel;
 }
 
 function setOverall(fraction, message) {
@@ -369,7 +301,7 @@ function renderPanel(message = '') {
   const p = ensurePanel();
   const ok = up.files.filter((f) => f.status === 'ok').length;
   const failed = up.files.filter((f) => f.status === 'failed');
-  const title = { uploading: 'Uploading', processing: 'Processing', done: 'Done', error: 'Stopped' }[up.state] || '';
+  const title = { uploading: 'Uploading', processing: 'Processing', done: 'Done', error: 'Stopped', cancelled: 'Cancelled' }[up.state] || '';
   const r = up.result;
   let footer = '';
   if (up.state === 'done') {
@@ -382,6 +314,10 @@ function renderPanel(message = '') {
       </div>`;
   } else if (up.state === 'error') {
     footer = `<div class="up-error">${escapeHtml(message)}</div><div class="row end"><button data-close>Close</button></div>`;
+  } else if (up.state === 'cancelled') {
+    footer = `<div class="up-summary">${escapeHtml(message)}</div><div class="row end"><button data-close>Close</button></div>`;
+  } else if (up.state === 'uploading' || up.state === 'processing') {
+    footer = `<div class="row end"><button data-cancel-job title="Stop adding these recordings">Cancel</button></div>`;
   }
   p.innerHTML = `
     <div class="up-head"><h2>${title} · ${escapeHtml(up.collection || '')}</h2></div>
@@ -396,6 +332,11 @@ function renderPanel(message = '') {
     renderRow(f);
   }
   const q = (s) => p.querySelector(s);
+  if (q('[data-cancel-job]')) {
+    const b = q('[data-cancel-job]');
+    b.disabled = up.cancelled;
+    b.onclick = () => ((b.disabled = true), cancel());
+  }
   if (q('[data-close]')) q('[data-close]').onclick = () => ((p.hidden = true), (up.state = 'idle'));
   if (q('[data-open]')) q('[data-open]').onclick = () => (location.search = `?c=${encodeURIComponent(r.collection)}`);
   if (q('[data-remap]')) q('[data-remap]').onclick = () => remap(q('[data-remap]'));
@@ -426,17 +367,11 @@ function renderRow(f) {
 async function remap(button) {
   button.disabled = true;
   button.textContent = 'Recomputing…';
-  const s = ensureSocket();
+  listenOnce();
   const ack = await requestRemap({ collection: state.collection, key: state.reduction });
   if (!ack.ok) {
     toast(ack.error, 'error');
     return;
   }
-  const onResult = (m) => {
-    if (m.job_id !== ack.job_id) return;
-    s.off(EVENTS.result, onResult);
-    location.reload();
-  };
-  s.on(EVENTS.result, onResult);
-  s.on(EVENTS.error, (m) => m.job_id === ack.job_id && toast(`Recomputing the map failed: ${m.error}`, 'error'));
+  up.remapJobId = ack.job_id; // the result listener reloads the page when it is done
 }

@@ -1,0 +1,46 @@
+// Colouring the map: by cluster, by one of the clip table's columns, or by the user's classes.
+import { state, set } from './state.js';
+import { encodeClusters, encodeColumn, encodeClasses } from './colors.js';
+
+/** Recompute the legend from the current colouring and redraw the map's colours (and the noise filter). */
+export function recolor() {
+  const map = state.runtime.map;
+  if (!state.nx || !map) return;
+  if (!state.clips && state.colorBy !== 'cluster') return; // the clip table is still on its way
+  let enc;
+  const by = state.colorBy;
+  if (by === 'cluster') {
+    if (!state.cluster) {
+      enc = { codes: new Float32Array(state.n), colors: ['#8fa3c7'], items: [], noiseCode: -1, pending: true };
+    } else {
+      enc = encodeClusters(state.cluster.labels, state.cluster.result.clusters);
+    }
+  } else if (by === 'class') {
+    enc = encodeClasses(state.n, state.classes, state.membership);
+  } else {
+    enc = encodeColumn(state.clips[by] || []);
+  }
+  set({ legend: { ...enc, by } });
+  const hide = state.hideNoise && (by === 'cluster' || by === 'class') && enc.items.some((it) => it.code === 0);
+  map.setColors(enc.codes, enc.colors).then(() => {
+    if (hide) {
+      const keep = [];
+      for (let i = 0; i < enc.codes.length; i++) if (enc.codes[i] !== 0) keep.push(i);
+      map.setFilter(keep);
+    } else {
+      map.setFilter(null);
+    }
+    if (state.focus) map.select(state.focus.ids);
+    state.stats.colorVersion++;
+  });
+}
+
+export function setColorBy(by) {
+  set({ colorBy: by });
+  recolor();
+}
+
+export function setHideNoise(on) {
+  set({ hideNoise: on });
+  recolor();
+}
