@@ -39,6 +39,7 @@ LAYERS: dict[str, str] = {
     "clips": "signal",
     "sprites": "signal",
     "cluster": "analysis",
+    "cluster_defaults": "analysis",
     "labels": "analysis",
     "export": "analysis",
     "schema": "store",
