@@ -8,11 +8,16 @@ Formats (``export_labels(collection, format=...)`` returns an :class:`Export` wi
     belong to at least one class. ``file`` is the recording's path relative to the build's input folder.
 ``raven``
     Raven selection tables, one per recording with labelled clips, tab-separated, columns
-    ``Selection, View, Channel, Begin Time (s), End Time (s), Low Freq (Hz), High Freq (Hz), Class, Clip ID``:
-    one selection per (clip, class) pair, times in seconds of the recording (end clamped to its duration).
+    ``Selection, View, Channel, Begin Time (s), End Time (s), Low Freq (Hz), High Freq (Hz), Begin File,
+    Annotation, Clip ID``: one selection per (clip, class) pair, times in seconds of the recording (end clamped to
+    its duration). The class name is in ``Annotation``, Raven Pro's default annotation column, so
+    ``crowsetta.Transcriber(format="raven")`` and ``pandas.read_csv(sep="\\t")`` read it with their defaults;
+    ``Begin File`` is the recording's file name (Raven Pro's measurement of that name).
 ``audacity``
-    Audacity label files (``start\\tend\\tlabel``), one per recording; for detected events (clips whose
-    frequency band is narrower than the collection's) a second line ``\\\\\\tlow_hz\\thigh_hz``.
+    Audacity label files (``start\\tend\\tlabel``, three columns), one per recording: crowsetta's ``aud-seq``.
+``audacity-bbox``
+    Audacity's extended label format: every label line followed by ``\\\\\\tlow_hz\\thigh_hz`` (the detected
+    event's band, else the collection's ``fmin``..``fmax``): crowsetta's ``aud-bbox``; Audacity reads both.
 ``json``
     Full provenance: the collection's manifest (build config), its feature sets' and reductions' parameters,
     each class with its clips and the sources that pooled them (cluster id + clustering parameters, lasso,
@@ -20,8 +25,8 @@ Formats (``export_labels(collection, format=...)`` returns an :class:`Export` wi
 
 Raven and Audacity exports of several recordings come as a zip whose members mirror the input folder tree.
 
-Import (``import_labels``) reads the CSV export's own format or a two-column ``clip_id,label`` file (one row per
-clip and class). Rows whose clip does not exist, or whose ``file``/``start_s`` disagree with the clip, are
+Import (``import_labels``, see :mod:`preprocess.import_tables` for Raven/Audacity) reads the CSV export's own
+format or a two-column ``clip_id,label`` file (one row per clip and class). Rows whose clip does not exist, or whose ``file``/``start_s`` disagree with the clip, are
 skipped and reported; a file in any other shape is refused with a message saying what was expected, and then
 nothing is written.
 """
@@ -46,7 +51,7 @@ from .errors import ParameterError
 from .labels import EXPORT_FIXED_COLUMNS, LabelStore, check_class_name
 from .progress import Progress, no_progress
 
-FORMATS = ("csv", "raven", "audacity", "json")
+FORMATS = ("csv", "raven", "audacity", "audacity-bbox", "json")
 RAVEN_COLUMNS = (
     "Selection",
     "View",
@@ -55,7 +60,8 @@ RAVEN_COLUMNS = (
     "End Time (s)",
     "Low Freq (Hz)",
     "High Freq (Hz)",
-    "Class",
+    "Begin File",
+    "Annotation",
     "Clip ID",
 )
 #: At most this many unmatched rows are listed in an import report (all are counted).
@@ -197,8 +203,8 @@ def selection_tables(
 ) -> dict[str, str]:
     """``{relative path: text}``: one Raven selection table (``style="raven"``) or Audacity label file
     (``style="audacity"``) per recording that has labelled clips."""
-    if style not in ("raven", "audacity"):
-        raise ParameterError(f"style must be 'raven' or 'audacity', got {style!r}")
+    if style not in ("raven", "audacity", "audacity-bbox"):
+        raise ParameterError(f"style must be 'raven', 'audacity' or 'audacity-bbox', got {style!r}")
     clips = collection.clips()
     recs = collection.recordings().set_index("recording_id")
     state = store.state()
@@ -232,15 +238,17 @@ def selection_tables(
         path = _member_path(_get(recs, "path", r) or f"recording_{r}", r, style, files)
         if style == "raven":
             lines = ["\t".join(RAVEN_COLUMNS)]
+            begin_file = PurePosixPath(str(_get(recs, "path", r) or "").replace("\\", "/")).name
             for i, k in enumerate(range(lo, hi), 1):
                 lines.append(
-                    f"{i}\tSpectrogram 1\t1\t{t0[k]:.6f}\t{t1[k]:.6f}\t{f0[k]:.3f}\t{f1[k]:.3f}\t{labels[k]}\t{clip_of[k]}"
+                    f"{i}\tSpectrogram 1\t1\t{t0[k]:.6f}\t{t1[k]:.6f}\t{f0[k]:.3f}\t{f1[k]:.3f}\t{begin_file}"
+                    f"\t{labels[k]}\t{clip_of[k]}"
                 )
         else:
             lines = []
             for k in range(lo, hi):
                 lines.append(f"{t0[k]:.6f}\t{t1[k]:.6f}\t{labels[k]}")
-                if f0[k] > band_lo + 1.0 or f1[k] < band_hi - 1.0:  # a detected event: say its band
+                if style == "audacity-bbox":  # every label with its band: the event's, else the collection's
                     lines.append(f"\\\t{f0[k]:.6f}\t{f1[k]:.6f}")
         files[path] = "\n".join(lines) + "\n"
     progress("export", bounds.size + 1, bounds.size + 1, style)

@@ -123,7 +123,7 @@ def test_raven_tables_one_per_recording_with_soundscape_times(labelled, coll):
         assert row[4] == pytest.approx(clip["end_s"], abs=1e-6)
     assert table["Begin Time (s)"].tolist() == [6.0, 9.0, 9.0, 10.5]
     by_clip = table.set_index("Clip ID")
-    assert by_clip.loc[4, ["Begin Time (s)", "End Time (s)", "Class"]].tolist() == [6.0, 9.0, "Song"]
+    assert by_clip.loc[4, ["Begin Time (s)", "End Time (s)", "Annotation"]].tolist() == [6.0, 9.0, "Song"]
     event = by_clip.loc[SOUNDSCAPE_EVENT]
     assert event[["Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)"]].tolist() == [
         10.5,
@@ -131,7 +131,7 @@ def test_raven_tables_one_per_recording_with_soundscape_times(labelled, coll):
         2000.0,
         6500.0,
     ]
-    assert event["Class"] == "Townsend's call"
+    assert event["Annotation"] == "Townsend's call" and event["Begin File"] == "XC2 dawn soundscape.mp3"
 
 
 def test_raven_single_recording_is_a_plain_table_and_end_is_clamped(coll):
@@ -144,17 +144,29 @@ def test_raven_single_recording_is_a_plain_table_and_end_is_clamped(coll):
     assert table[["Begin Time (s)", "End Time (s)"]].values.tolist() == [[0.0, 3.0], [3.0, 4.0]]
 
 
-def test_audacity_labels_with_frequency_line_only_for_detected_events(labelled):
+def test_audacity_labels_plain_and_extended_with_every_band(labelled):
     out = export_labels(labelled, format="audacity")
     with zipfile.ZipFile(io.BytesIO(out.data)) as zf:
         text = zf.read("soundscape/XC2 dawn soundscape.labels.txt").decode()
-    lines = text.splitlines()
-    assert lines == [
+    assert text.splitlines() == [
         "6.000000\t9.000000\tSong",
         "9.000000\t12.000000\tSong",
         "9.000000\t12.000000\tTownsend's call",
         "10.500000\t11.250000\tTownsend's call",
-        "\\\t2000.000000\t6500.000000",
+    ]
+    out = export_labels(labelled, format="audacity-bbox")
+    assert out.filename == "tiny_audacity-bbox.zip"
+    with zipfile.ZipFile(io.BytesIO(out.data)) as zf:
+        text = zf.read("soundscape/XC2 dawn soundscape.labels.txt").decode()
+    assert text.splitlines() == [
+        "6.000000\t9.000000\tSong",
+        "\\\t0.000000\t16000.000000",  # a fixed window: the collection's band
+        "9.000000\t12.000000\tSong",
+        "\\\t0.000000\t16000.000000",
+        "9.000000\t12.000000\tTownsend's call",
+        "\\\t0.000000\t16000.000000",
+        "10.500000\t11.250000\tTownsend's call",
+        "\\\t2000.000000\t6500.000000",  # the detected event's own band
     ]
 
 
@@ -173,7 +185,7 @@ def test_soundscape_times_match_clip_table_exactly(labelled, coll):
 def test_no_labels_means_a_clear_error_for_tables(coll):
     with pytest.raises(ParameterError, match="no clip belongs to a class"):
         export_labels(coll, format="raven")
-    with pytest.raises(ParameterError, match="allowed: csv, raven, audacity, json"):
+    with pytest.raises(ParameterError, match="allowed: csv, raven, audacity, audacity-bbox, json"):
         export_labels(coll, format="xlsx")
 
 
@@ -375,7 +387,7 @@ def test_real_detected_events_carry_their_band(make_collection, demo_recordings_
     chosen = clips["clip_id"].to_numpy()[:6]
     with LabelStore.open(coll) as s:
         s.add_members(s.create_class("Event")["class_id"], chosen)
-    lines = export_labels(coll, format="audacity").data.decode().splitlines()
+    lines = export_labels(coll, format="audacity-bbox").data.decode().splitlines()
     assert len(lines) == 2 * len(chosen)
     for k, clip in enumerate(chosen):
         t0, t1, label = lines[2 * k].split("\t")
@@ -392,3 +404,89 @@ def test_real_detected_events_carry_their_band(make_collection, demo_recordings_
     table = pd.read_csv(io.BytesIO(export_labels(coll, format="raven").data), sep="\t")
     assert np.allclose(table["Low Freq (Hz)"], clips.loc[chosen, "fmin_hz"], atol=1e-3)
     assert np.allclose(table["High Freq (Hz)"], clips.loc[chosen, "fmax_hz"], atol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# every export opens in the tools people use, with their defaults
+
+
+def _export_files(coll, fmt: str, folder: Path) -> list[Path]:
+    """Write one export to ``folder`` (a zip unpacked) and return its files."""
+    out = export_labels(coll, format=fmt)
+    folder.mkdir(parents=True, exist_ok=True)
+    if out.filename.endswith(".zip"):
+        with zipfile.ZipFile(io.BytesIO(out.data)) as zf:
+            zf.extractall(folder)
+        return sorted(p for p in folder.rglob("*") if p.is_file())
+    path = folder / out.filename
+    path.write_bytes(out.data)
+    return [path]
+
+
+@pytest.fixture
+def many_names(labelled):
+    """Class names that trip naive readers: accents, digits only, spaces, an apostrophe."""
+    with LabelStore.open(labelled) as s:
+        s.add_members(s.create_class("Mésange bleue – chant")["class_id"], [2, 26])
+        s.add_members(s.create_class("42")["class_id"], [3])
+    return labelled
+
+
+def test_every_export_reads_with_pandas_and_crowsetta_defaults(many_names, tmp_path):
+    import crowsetta
+
+    coll = many_names
+    want = {
+        "Song": {0, 1, 4, 5},
+        "Townsend's call": {5, SOUNDSCAPE_EVENT, 27},
+        "Mésange bleue – chant": {2, 26},
+        "42": {3},
+    }
+    clips = coll.clips().set_index("clip_id")
+
+    table = pd.read_csv(_export_files(coll, "csv", tmp_path / "csv")[0])
+    assert {n: set(table.loc[table[n] == 1, "clip_id"]) for n in want} == want
+
+    got: dict[str, set] = {}
+    for path in _export_files(coll, "raven", tmp_path / "raven"):
+        df = pd.read_csv(path, sep="\t")
+        raven = crowsetta.Transcriber(format="raven").from_file(path)
+        bboxes = raven.to_bbox()
+        assert len(bboxes) == len(df)
+        for box, row in zip(bboxes, df.itertuples(index=False), strict=True):
+            got.setdefault(box.label, set()).add(row[-1])
+            assert box.onset == pytest.approx(clips.loc[row[-1], "start_s"], abs=1e-6)
+            assert box.low_freq < box.high_freq
+    assert got == want  # the class name survives, readable, in the Annotation column
+
+    for fmt in ("audacity", "audacity-bbox"):
+        got = {}
+        for path in _export_files(coll, fmt, tmp_path / fmt):
+            if fmt == "audacity":
+                df = pd.read_csv(path, sep="\t", header=None)
+                assert df.shape[1] == 3 and df[0].dtype == np.float64
+                seq = crowsetta.Transcriber(format="aud-seq").from_file(path).to_seq()
+                labels, onsets = seq.labels.tolist(), seq.onsets_s.tolist()
+            else:
+                boxes = crowsetta.Transcriber(format="aud-bbox").from_file(path).to_bbox()
+                assert all(b.low_freq < b.high_freq for b in boxes)
+                labels, onsets = [b.label for b in boxes], [b.onset for b in boxes]
+            for label, onset in zip(labels, onsets, strict=True):
+                got.setdefault(label, []).append(onset)
+        assert {k: len(v) for k, v in got.items()} == {k: len(v) for k, v in want.items()}
+        assert sorted(got["Mésange bleue – chant"]) == [0.0, 0.0]  # clip 2 (soundscape) and 26 (4-s file)
+
+    doc = json.loads(_export_files(coll, "json", tmp_path / "json")[0].read_text(encoding="utf-8"))
+    classes = pd.json_normalize(doc["classes"])
+    assert {r.name: set(r.clip_ids) for r in classes.itertuples()} == {**want, "Empty": set()}
+
+
+def test_fast_csv_is_byte_identical_to_pandas(many_names):
+    """The linear-time writer gives exactly what ``DataFrame.to_csv`` of the same table gives."""
+    from preprocess.export import labels_csv, labels_table
+
+    with LabelStore.open(many_names) as s:
+        for only in (False, True):
+            fast = labels_csv(many_names, store=s, labelled_only=only)
+            slow = labels_table(many_names, store=s, labelled_only=only).to_csv(index=False, lineterminator="\n")
+            assert fast == slow.encode()
