@@ -52,6 +52,8 @@ from .labels import EXPORT_FIXED_COLUMNS, LabelStore, check_class_name
 from .progress import Progress, no_progress
 
 FORMATS = ("csv", "raven", "audacity", "audacity-bbox", "json")
+#: What ``import_labels`` reads (zips of Raven/Audacity tables are recognised from their bytes).
+IMPORT_FORMATS = ("csv", "raven", "audacity")
 RAVEN_COLUMNS = (
     "Selection",
     "View",
@@ -322,18 +324,41 @@ def import_labels(
     who: str = "",
     store: LabelStore | None = None,
     progress: Progress | None = None,
+    format: str | None = None,
+    recording: str | None = None,
+    annot_col: str | None = None,
 ) -> dict[str, Any]:
-    """Load a CSV (the export's format, or ``clip_id,label``) into classes, as one undoable change.
+    """Load a CSV (the export's format, or ``clip_id,label``), Raven selection table(s) or Audacity labels (or a
+    zip of tables) into classes, as one undoable change.
 
-    Returns ``{added, classes_created, n_rows, n_matched, n_unmatched, unmatched_rows: [{row, clip_id,
-    reason}], version}``; ``row`` is the 1-based line number in the file (the header is line 1).
+    ``format`` is one of :data:`IMPORT_FORMATS` or None (told from the content); ``recording`` and ``annot_col``
+    apply to Raven/Audacity (see :mod:`preprocess.import_tables`). Returns ``{added, classes_created, format,
+    n_rows, n_matched, n_unmatched, unmatched_rows: [{row, clip_id, reason, (file)}], version}``; ``row`` is the
+    1-based line number in the file (a header is line 1).
     """
+    from .import_tables import detect_format, is_zip, parse_tables
+
+    if format is not None and format not in IMPORT_FORMATS:
+        raise ParameterError(f"unknown import format {format!r}; allowed: {', '.join(IMPORT_FORMATS)}")
+    if format is None and not is_zip(data):
+        format = "csv" if str(filename).lower().endswith(".csv") else detect_format(_decode(data))
     own = store is None
     store = store or LabelStore.open(collection)
     try:
         clips = collection.clips()
         recs = collection.recordings().set_index("recording_id")
-        assignments, report = parse_labels_csv(data, clips=clips, recordings=recs, progress=progress)
+        if format == "csv":
+            assignments, report = parse_labels_csv(data, clips=clips, recordings=recs, progress=progress)
+        else:
+            assignments, report = parse_tables(
+                data,
+                filename=filename,
+                clips=clips,
+                recordings=recs,
+                format=format,
+                recording=recording,
+                annot_col=annot_col,
+            )
         change = store.assign(assignments, source={"kind": "import", "file": str(filename)[:200]}, who=who)
         return {
             "added": change["n"],

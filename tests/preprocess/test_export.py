@@ -490,3 +490,91 @@ def test_fast_csv_is_byte_identical_to_pandas(many_names):
             fast = labels_csv(many_names, store=s, labelled_only=only)
             slow = labels_table(many_names, store=s, labelled_only=only).to_csv(index=False, lineterminator="\n")
             assert fast == slow.encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# Raven and Audacity back in
+
+
+def _classes(coll) -> dict[str, list[int]]:
+    with LabelStore.open(coll) as s:
+        return {c["name"]: s.members()[c["id"]].tolist() for c in s.classes() if s.members()[c["id"]].size}
+
+
+@pytest.mark.parametrize("fmt", ["raven", "audacity", "audacity-bbox"])
+def test_round_trip_tables_give_the_same_classes_in_one_undo(labelled, tmp_path, fmt):
+    data = export_labels(labelled, format=fmt).data
+    fresh = write_tiny_collection(tmp_path / "fresh")
+    report = import_labels(fresh, data, filename=f"tiny_{fmt}.zip", who="t")
+    assert report["n_unmatched"] == 0 and report["n_rows"] == 7
+    assert report["format"] == ("raven" if fmt == "raven" else "audacity")
+    assert _classes(fresh) == _classes(labelled)
+    with LabelStore.open(fresh) as s:
+        assert s.history()[0]["kind"] == "import"
+        s.undo()
+        assert s.classes() == []
+
+
+def test_raven_pro_table_matched_by_file_and_overlap(coll):
+    """A Raven Pro table (no Clip ID; Begin File names the recording) with a short call inside a 3-s window,
+    a long song over two windows, a selection of an unknown file and one past the recording's end."""
+    table = (
+        "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\tHigh Freq (Hz)\tBegin File\tAnnotation\n"
+        "1\tSpectrogram 1\t1\t7.2\t7.9\t2000\t5000\tXC2 dawn soundscape.mp3\tWren\n"
+        "2\tSpectrogram 1\t1\t3.0\t9.0\t2000\t5000\tXC2 dawn soundscape.mp3\tSong\n"
+        "3\tSpectrogram 1\t1\t1.0\t2.0\t2000\t5000\tnot_here.wav\tWren\n"
+        "4\tSpectrogram 1\t1\t500\t501\t2000\t5000\tXC1.wav\tWren\n"
+        "5\tSpectrogram 1\t1\t1.0\t2.0\t2000\t5000\tXC1.wav\t\n"
+    )
+    report = import_labels(coll, table.encode(), filename="mine.selections.txt")
+    assert report["format"] == "raven" and report["n_rows"] == 4 and report["n_unmatched"] == 2
+    reasons = {r["row"]: r["reason"] for r in report["unmatched_rows"]}
+    assert "no recording named 'not_here.wav'" in reasons[4] and "overlaps" in reasons[5]
+    # soundscape clip k (id 2 + k) spans 3k..3k+3 s: 7.2-7.9 lies in k=2 (id 4); 3-9 s is k=1, k=2 (ids 3, 4)
+    assert _classes(coll) == {"Wren": [4], "Song": [3, 4]}
+
+
+def test_audacity_labels_named_after_the_recording(coll):
+    labels = "0.5\t2.0\tTit song\n\\\t3000\t7000\n3.1\t5.9\tTit song\n"
+    report = import_labels(coll, labels.encode(), filename="XC1.txt")
+    assert report["format"] == "audacity" and report["n_unmatched"] == 0
+    assert _classes(coll) == {"Tit song": [0, 1]}
+    bad = import_labels(coll, labels.encode(), filename="unknown.txt")
+    assert bad["n_unmatched"] == 2 and "no recording named 'unknown.txt'" in bad["unmatched_rows"][0]["reason"]
+    forced = import_labels(coll, labels.encode(), filename="unknown.txt", recording="b.flac")
+    assert forced["n_unmatched"] == 0 and _classes(coll)["Tit song"] == [0, 1, 26, 27]
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt", "message"),
+    [
+        (b"Selection\tBegin Time (s)\tEnd Time (s)\n1\t0\t3\n", None, "no annotation column"),
+        (b"Selection\tBegin Time (s)\tEnd Time (s)\tAnnotation\n1\tx\t3\tA\n", None, "not numbers"),
+        (b"1.0\t2.0\tA\nnot a label\n", None, "line 2 is not an Audacity label"),
+        (b"1.0\t2.0\t=A\n", None, "formula"),
+        (b"hello world\n", None, "cannot tell the file's format"),
+        (b"clip_id,label\n0,A\n", "raven", "no 'Begin Time \\(s\\)' column"),
+        (b"clip_id,label\n0,A\n", "xlsx", "unknown import format"),
+    ],
+)
+def test_wrong_tables_are_refused_and_nothing_written(coll, data, fmt, message):
+    with LabelStore.open(coll) as s:
+        before = s.version
+    with pytest.raises(ParameterError, match=message):
+        import_labels(coll, data, filename="XC1.txt", format=fmt)
+    with LabelStore.open(coll) as s:
+        assert s.version == before and s.classes() == []
+
+
+def test_cli_import_tables_detects_or_takes_format(labelled, tmp_path, capsys):
+    zipped = tmp_path / "t.zip"
+    zipped.write_bytes(export_labels(labelled, format="raven").data)
+    fresh = write_tiny_collection(tmp_path / "fresh")
+    assert cli_main(["import", str(fresh.root), str(zipped)]) == 0
+    assert "(raven): 7 of 7 rows matched" in capsys.readouterr().out
+    labels = tmp_path / "XC1.txt"
+    labels.write_text("0.0\t3.0\tNew\n9.0\t12.0\tNew\n")
+    assert cli_main(["import", str(fresh.root), str(labels), "--format", "audacity"]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 rows matched" in out and "no clip of recording 0 overlaps 9–12 s" in out
+    assert _classes(fresh)["New"] == [0]
