@@ -177,7 +177,7 @@ def assemble(
     rec_rows = []
     for k, ((src, _wf, res), r) in enumerate(zip(usable, per_rec, strict=True)):
         info = res["info"]
-        md = resolver.resolve(src.meta_path)
+        md = resolver.resolve(src.meta_path, src.abs_path)
         rec_rows.append(
             {
                 "recording_id": n_rec_old + k, "path": src.path, "file_name": Path(src.path).name, "sha1": info["sha1"],
