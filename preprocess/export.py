@@ -341,7 +341,11 @@ def import_labels(
     if format is not None and format not in IMPORT_FORMATS:
         raise ParameterError(f"unknown import format {format!r}; allowed: {', '.join(IMPORT_FORMATS)}")
     if format is None and not is_zip(data):
-        format = "csv" if str(filename).lower().endswith(".csv") else detect_format(_decode(data))
+        if str(filename).lower().endswith(".csv"):
+            format = "csv"
+        else:  # a lenient read only to tell the format; each reader then decodes strictly
+            text = _decode(data) if isinstance(data, str) else data.decode("utf-8-sig", errors="replace")
+            format = detect_format(text)
     own = store is None
     store = store or LabelStore.open(collection)
     try:

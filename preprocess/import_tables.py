@@ -172,7 +172,13 @@ def parse_tables(
     else:
         from .export import _decode
 
-        members = [(filename or "", _decode(data))]
+        try:
+            text = _decode(data)
+        except ParameterError:
+            if not isinstance(data, bytes) or b"\x00" in data[:4096]:
+                raise
+            text = data.decode("latin-1")  # Raven on Windows writes the ANSI code page
+        members = [(filename or "", text)]
     matcher = _Matcher(clips, recordings)
     fixed_rec: int | None = None
     if recording:
@@ -267,6 +273,8 @@ def _raven_rows(text: str, member: str, annot_col: str | None) -> list[tuple]:
             )
     clip_col = lower.get("clip id")
     file_col = lower.get("begin path") or lower.get("begin file")
+    selection_col = col.get("Selection")
+    seen_selections: set[str] = set()
     out = []
     for k, line in enumerate(lines[1:], 2):
         if not line.strip():
@@ -274,6 +282,11 @@ def _raven_rows(text: str, member: str, annot_col: str | None) -> list[tuple]:
         cells = line.split("\t")
         if len(cells) < len(header):
             cells += [""] * (len(header) - len(cells))
+        if selection_col is not None and "View" in col:  # Raven Pro: one row per view (Waveform, Spectrogram)
+            number = cells[selection_col].strip()
+            if number and number in seen_selections:
+                continue
+            seen_selections.add(number)
         t0, t1 = _float(cells[col["Begin Time (s)"]]), _float(cells[col["End Time (s)"]])
         if t0 is None or t1 is None or t1 < t0:
             raise ParameterError(

@@ -153,8 +153,10 @@ class BirdNetExtractor(FeatureExtractor):
         self.species_ = birdnet_species(birdnet_model_dir() / LABELS_FILE)
         from ..species import recording_species_lists
 
-        recs = collection.recordings()
-        self.lists_, self.weeks_ = recording_species_lists(recs)
+        try:
+            self.lists_, self.weeks_ = recording_species_lists(collection.recordings())
+        except MissingDependencyError:  # no meta model: the local ranking is the raw one (local_list False)
+            self.lists_, self.weeks_ = {}, {}
         self.clip_recording_ = collection.clips()["recording_id"].to_numpy(np.int64)
 
     def _run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

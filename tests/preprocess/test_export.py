@@ -578,3 +578,15 @@ def test_cli_import_tables_detects_or_takes_format(labelled, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "1 of 2 rows matched" in out and "no clip of recording 0 overlaps 9–12 s" in out
     assert _classes(fresh)["New"] == [0]
+
+
+def test_raven_pro_view_rows_and_windows_encoding(coll):
+    """Raven Pro writes one row per view (Waveform, Spectrogram) of each selection, and on Windows in cp1252."""
+    table = (
+        "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\tHigh Freq (Hz)\tBegin Path\tSpecies\n"
+        "1\tWaveform 1\t1\t0.2\t2.9\t\t\tC:\\data\\XC1.wav\tMésange\n"
+        "1\tSpectrogram 1\t1\t0.2\t2.9\t1000\t8000\tC:\\data\\XC1.wav\tMésange\n"
+    )
+    report = import_labels(coll, table.encode("cp1252"), filename="XC1.Table.1.selections.txt")
+    assert report["n_rows"] == 1 and report["n_unmatched"] == 0
+    assert _classes(coll) == {"Mésange": [0]}
