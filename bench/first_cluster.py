@@ -7,8 +7,8 @@ Each measurement is a fresh ``python`` process that creates the real app (``serv
 as ``python -m server`` does), waits ``--page-delay`` seconds (the page opening), sends ``cluster`` over the
 Flask-SocketIO test client (hdbscan, 8-d, on the synthetic 600-clip collection of tests/server/conftest.py) and
 waits for ``job:result``. ``--cold`` first empties the cache; then ``python -m server.warmup`` (the set-up step)
-runs and the fresh process is measured again. Compare: ``hdbscan`` (the ``hdbscan`` package a user might pick)
-is not involved; the alternative is paying the compile in the first job.
+runs and the fresh process is measured again: the side-by-side is "no set-up warm-up" (what a user gets when the
+first job pays numba's compile) against "after set-up warm-up".
 """
 
 from __future__ import annotations
