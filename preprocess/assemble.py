@@ -284,7 +284,7 @@ def recording_table(
     rows = []
     for k, ((src, _wf, res), r) in enumerate(zip(plan.usable, per_rec, strict=True)):
         info = res["info"]
-        md = resolver.resolve(src.meta_path)
+        md = resolver.resolve(src.meta_path, src.abs_path)
         rows.append(
             {
                 "recording_id": plan.n_rec_old + k, "path": src.path, "file_name": Path(src.path).name, "sha1": info["sha1"],

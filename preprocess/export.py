@@ -8,11 +8,16 @@ Formats (``export_labels(collection, format=...)`` returns an :class:`Export` wi
     belong to at least one class. ``file`` is the recording's path relative to the build's input folder.
 ``raven``
     Raven selection tables, one per recording with labelled clips, tab-separated, columns
-    ``Selection, View, Channel, Begin Time (s), End Time (s), Low Freq (Hz), High Freq (Hz), Class, Clip ID``:
-    one selection per (clip, class) pair, times in seconds of the recording (end clamped to its duration).
+    ``Selection, View, Channel, Begin Time (s), End Time (s), Low Freq (Hz), High Freq (Hz), Begin File,
+    Annotation, Clip ID``: one selection per (clip, class) pair, times in seconds of the recording (end clamped to
+    its duration). The class name is in ``Annotation``, Raven Pro's default annotation column, so
+    ``crowsetta.Transcriber(format="raven")`` and ``pandas.read_csv(sep="\\t")`` read it with their defaults;
+    ``Begin File`` is the recording's file name (Raven Pro's measurement of that name).
 ``audacity``
-    Audacity label files (``start\\tend\\tlabel``), one per recording; for detected events (clips whose
-    frequency band is narrower than the collection's) a second line ``\\\\\\tlow_hz\\thigh_hz``.
+    Audacity label files (``start\\tend\\tlabel``, three columns), one per recording: crowsetta's ``aud-seq``.
+``audacity-bbox``
+    Audacity's extended label format: every label line followed by ``\\\\\\tlow_hz\\thigh_hz`` (the detected
+    event's band, else the collection's ``fmin``..``fmax``): crowsetta's ``aud-bbox``; Audacity reads both.
 ``json``
     Full provenance: the collection's manifest (build config), its feature sets' and reductions' parameters,
     each class with its clips and the sources that pooled them (cluster id + clustering parameters, lasso,
@@ -20,8 +25,8 @@ Formats (``export_labels(collection, format=...)`` returns an :class:`Export` wi
 
 Raven and Audacity exports of several recordings come as a zip whose members mirror the input folder tree.
 
-Import (``import_labels``) reads the CSV export's own format or a two-column ``clip_id,label`` file (one row per
-clip and class). Rows whose clip does not exist, or whose ``file``/``start_s`` disagree with the clip, are
+Import (``import_labels``, see :mod:`preprocess.import_tables` for Raven/Audacity) reads the CSV export's own
+format or a two-column ``clip_id,label`` file (one row per clip and class). Rows whose clip does not exist, or whose ``file``/``start_s`` disagree with the clip, are
 skipped and reported; a file in any other shape is refused with a message saying what was expected, and then
 nothing is written.
 """
@@ -46,7 +51,9 @@ from .errors import ParameterError
 from .labels import EXPORT_FIXED_COLUMNS, LabelStore, check_class_name
 from .progress import Progress, no_progress
 
-FORMATS = ("csv", "raven", "audacity", "json")
+FORMATS = ("csv", "raven", "audacity", "audacity-bbox", "json")
+#: What ``import_labels`` reads (zips of Raven/Audacity tables are recognised from their bytes).
+IMPORT_FORMATS = ("csv", "raven", "audacity")
 RAVEN_COLUMNS = (
     "Selection",
     "View",
@@ -55,7 +62,8 @@ RAVEN_COLUMNS = (
     "End Time (s)",
     "Low Freq (Hz)",
     "High Freq (Hz)",
-    "Class",
+    "Begin File",
+    "Annotation",
     "Clip ID",
 )
 #: At most this many unmatched rows are listed in an import report (all are counted).
@@ -96,11 +104,9 @@ def export_labels(
     try:
         progress("export", 0, 1, format)
         if format == "csv":
-            text = labels_table(collection, store=store, labelled_only=labelled_only).to_csv(
-                index=False, lineterminator="\n"
-            )
+            data = labels_csv(collection, store=store, labelled_only=labelled_only)
             progress("export", 1, 1, format)
-            return Export(f"{collection.name}_labels.csv", "text/csv; charset=utf-8", text.encode())
+            return Export(f"{collection.name}_labels.csv", "text/csv; charset=utf-8", data)
         if format == "json":
             doc = provenance(collection, store=store, labelled_only=labelled_only)
             data = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
@@ -124,10 +130,55 @@ def labels_table(collection: Any, *, store: LabelStore, labelled_only: bool = Fa
     """The dummy-coded table as a pandas DataFrame (fixed columns, then int8 0/1 per class), no index."""
     import pandas as pd
 
+    fixed, names, matrix = _dummy_coded(collection, store=store, labelled_only=labelled_only)
+    return pd.concat([fixed, pd.DataFrame(matrix, columns=names, index=fixed.index)], axis=1)
+
+
+def labels_csv(collection: Any, *, store: LabelStore, labelled_only: bool = False) -> bytes:
+    """The dummy-coded table as CSV bytes (UTF-8, ``\\n`` line ends), in time linear in clips × classes.
+
+    The fixed columns are written by the csv module; each row's 0/1 cells are one slice of a preformatted
+    ``(n_rows, 2 * n_classes + 1)`` byte matrix (``,0,1…\\n``), so 10k classes cost no more per cell than 10.
+    """
+    fixed, names, matrix = _dummy_coded(collection, store=store, labelled_only=labelled_only)
+    head = io.StringIO()
+    writer = csv.writer(head, lineterminator="")
+    writer.writerow([*fixed.columns, *names])
+    lines = io.StringIO()
+    row_writer = csv.writer(lines, lineterminator="\n")
+    row_writer.writerows(
+        zip(
+            fixed["clip_id"].tolist(),
+            fixed["file"].tolist(),
+            map(repr, fixed["start_s"].tolist()),
+            map(repr, fixed["end_s"].tolist()),
+            fixed["xc_id"].tolist(),
+            strict=True,
+        )
+    )
+    fixed_rows = lines.getvalue().encode().split(b"\n")[:-1] if len(fixed) else []
+    if len(fixed_rows) != len(fixed):  # a path with a line break: fall back to pandas for the whole table
+        table = labels_table(collection, store=store, labelled_only=labelled_only)
+        return table.to_csv(index=False, lineterminator="\n").encode()
+    cells = np.empty((len(fixed), 2 * len(names) + 1), np.uint8)
+    cells[:, 0:-1:2] = ord(",")
+    cells[:, 1:-1:2] = matrix + ord("0")
+    cells[:, -1] = ord("\n")
+    out = [head.getvalue().encode(), b"\n"]
+    for line, tail in zip(fixed_rows, cells, strict=True):
+        out.append(line)
+        out.append(tail.tobytes())
+    return b"".join(out)
+
+
+def _dummy_coded(collection: Any, *, store: LabelStore, labelled_only: bool) -> tuple[Any, list[str], np.ndarray]:
+    """``(fixed columns DataFrame (n_rows), class names (k), int8 0/1 matrix (n_rows, k))``."""
+    import pandas as pd
+
     clips = collection.clips()
     recs = collection.recordings().set_index("recording_id")
     rid = clips["recording_id"].to_numpy()
-    table = pd.DataFrame(
+    fixed = pd.DataFrame(
         {
             "clip_id": clips["clip_id"].to_numpy(np.int64),
             "file": _column(recs, "path", rid),
@@ -137,17 +188,16 @@ def labels_table(collection: Any, *, store: LabelStore, labelled_only: bool = Fa
         }
     )
     state = store.state()
-    n = len(table)
-    labelled = np.zeros(n, bool)
-    for cls in state["classes"]:
-        col = np.zeros(n, np.int8)
-        ids = state["members"][cls["id"]]
-        col[ids[ids < n]] = 1
-        labelled |= col.astype(bool)
-        table[cls["name"]] = col
+    n = len(fixed)
+    names = [cls["name"] for cls in state["classes"]]
+    matrix = np.zeros((n, len(names)), np.int8)
+    for j, cls in enumerate(state["classes"]):
+        ids = np.asarray(state["members"][cls["id"]], np.int64)
+        matrix[ids[ids < n], j] = 1
     if labelled_only:
-        table = table[labelled].reset_index(drop=True)
-    return table
+        keep = matrix.any(axis=1) if names else np.zeros(n, bool)
+        fixed, matrix = fixed[keep].reset_index(drop=True), matrix[keep]
+    return fixed, names, matrix
 
 
 def selection_tables(
@@ -155,8 +205,8 @@ def selection_tables(
 ) -> dict[str, str]:
     """``{relative path: text}``: one Raven selection table (``style="raven"``) or Audacity label file
     (``style="audacity"``) per recording that has labelled clips."""
-    if style not in ("raven", "audacity"):
-        raise ParameterError(f"style must be 'raven' or 'audacity', got {style!r}")
+    if style not in ("raven", "audacity", "audacity-bbox"):
+        raise ParameterError(f"style must be 'raven', 'audacity' or 'audacity-bbox', got {style!r}")
     clips = collection.clips()
     recs = collection.recordings().set_index("recording_id")
     state = store.state()
@@ -190,15 +240,17 @@ def selection_tables(
         path = _member_path(_get(recs, "path", r) or f"recording_{r}", r, style, files)
         if style == "raven":
             lines = ["\t".join(RAVEN_COLUMNS)]
+            begin_file = PurePosixPath(str(_get(recs, "path", r) or "").replace("\\", "/")).name
             for i, k in enumerate(range(lo, hi), 1):
                 lines.append(
-                    f"{i}\tSpectrogram 1\t1\t{t0[k]:.6f}\t{t1[k]:.6f}\t{f0[k]:.3f}\t{f1[k]:.3f}\t{labels[k]}\t{clip_of[k]}"
+                    f"{i}\tSpectrogram 1\t1\t{t0[k]:.6f}\t{t1[k]:.6f}\t{f0[k]:.3f}\t{f1[k]:.3f}\t{begin_file}"
+                    f"\t{labels[k]}\t{clip_of[k]}"
                 )
         else:
             lines = []
             for k in range(lo, hi):
                 lines.append(f"{t0[k]:.6f}\t{t1[k]:.6f}\t{labels[k]}")
-                if f0[k] > band_lo + 1.0 or f1[k] < band_hi - 1.0:  # a detected event: say its band
+                if style == "audacity-bbox":  # every label with its band: the event's, else the collection's
                     lines.append(f"\\\t{f0[k]:.6f}\t{f1[k]:.6f}")
         files[path] = "\n".join(lines) + "\n"
     progress("export", bounds.size + 1, bounds.size + 1, style)
@@ -272,18 +324,45 @@ def import_labels(
     who: str = "",
     store: LabelStore | None = None,
     progress: Progress | None = None,
+    format: str | None = None,
+    recording: str | None = None,
+    annot_col: str | None = None,
 ) -> dict[str, Any]:
-    """Load a CSV (the export's format, or ``clip_id,label``) into classes, as one undoable change.
+    """Load a CSV (the export's format, or ``clip_id,label``), Raven selection table(s) or Audacity labels (or a
+    zip of tables) into classes, as one undoable change.
 
-    Returns ``{added, classes_created, n_rows, n_matched, n_unmatched, unmatched_rows: [{row, clip_id,
-    reason}], version}``; ``row`` is the 1-based line number in the file (the header is line 1).
+    ``format`` is one of :data:`IMPORT_FORMATS` or None (told from the content); ``recording`` and ``annot_col``
+    apply to Raven/Audacity (see :mod:`preprocess.import_tables`). Returns ``{added, classes_created, format,
+    n_rows, n_matched, n_unmatched, unmatched_rows: [{row, clip_id, reason, (file)}], version}``; ``row`` is the
+    1-based line number in the file (a header is line 1).
     """
+    from .import_tables import detect_format, is_zip, parse_tables
+
+    if format is not None and format not in IMPORT_FORMATS:
+        raise ParameterError(f"unknown import format {format!r}; allowed: {', '.join(IMPORT_FORMATS)}")
+    if format is None and not is_zip(data):
+        if str(filename).lower().endswith(".csv"):
+            format = "csv"
+        else:  # a lenient read only to tell the format; each reader then decodes strictly
+            text = _decode(data) if isinstance(data, str) else data.decode("utf-8-sig", errors="replace")
+            format = detect_format(text)
     own = store is None
     store = store or LabelStore.open(collection)
     try:
         clips = collection.clips()
         recs = collection.recordings().set_index("recording_id")
-        assignments, report = parse_labels_csv(data, clips=clips, recordings=recs, progress=progress)
+        if format == "csv":
+            assignments, report = parse_labels_csv(data, clips=clips, recordings=recs, progress=progress)
+        else:
+            assignments, report = parse_tables(
+                data,
+                filename=filename,
+                clips=clips,
+                recordings=recs,
+                format=format,
+                recording=recording,
+                annot_col=annot_col,
+            )
         change = store.assign(assignments, source={"kind": "import", "file": str(filename)[:200]}, who=who)
         return {
             "added": change["n"],

@@ -1,7 +1,8 @@
 """Recording metadata: xeno-canto ids from file names, labels from folders or a CSV, xeno-canto API JSON.
 
 Sources, in increasing priority: the file name (``XC123456 - Common Name - Genus species.mp3``),
-the parent folder (``Genus species_Common Name``, BirdNET's convention), xeno-canto API v2/v3 JSON
+the parent folder (``Genus species_Common Name``, BirdNET's convention), the file's own tags (ID3, Vorbis,
+FLAC: recordist, licence, date, lat/lon, country, xc_id; :mod:`preprocess.file_tags`), xeno-canto API v2/v3 JSON
 (the ``recordings`` array) and a labels CSV (``path,label,…``; extra columns such as
 ``common_name, xc_id, recordist, license, url`` are used too). Recordist and licence are kept for
 attribution.
@@ -201,13 +202,18 @@ class MetadataResolver:
         for j in xc_json:
             self.xc.update(read_xc_json(j))
 
-    def resolve(self, rel_path: str) -> dict[str, Any]:
-        """Metadata for a recording at ``rel_path`` (posix, relative to its input folder)."""
+    def resolve(self, rel_path: str, audio_path: Path | str | None = None) -> dict[str, Any]:
+        """Metadata for a recording at ``rel_path`` (posix, relative to its input folder); ``audio_path`` (the
+        file itself) adds what its tags say, below xeno-canto JSON and the labels CSV."""
         rel = PurePosixPath(_norm(rel_path))
         md = empty_metadata()
         parent = rel.parent.name
         _merge(md, from_file_name(rel.name))
         _merge(md, from_folder(parent) if parent else {})
+        if audio_path is not None:
+            from .file_tags import read_tags
+
+            _merge(md, read_tags(audio_path))
         if not md["label"] and parent and parent != ".":
             md["label"] = parent
         csv_rec = self.labels.get(str(rel))

@@ -95,11 +95,12 @@ def _refresh_metadata(coll: Collection, resolver: MetadataResolver, found: list[
     """
     recs = coll.recordings()
     meta_path = {s.path: s.meta_path for s in found}
+    abs_path = {s.path: s.abs_path for s in found}
     changed = 0
     for i, path in enumerate(recs["path"]):
         if path not in meta_path:
             continue
-        md = resolver.resolve(meta_path[path])
+        md = resolver.resolve(meta_path[path], abs_path[path])
         row = recs.iloc[i]
         diff = {c: v for c, v in md.items() if not (row[c] == v or (v != v and row[c] != row[c]))}
         if diff:

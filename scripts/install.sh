@@ -18,6 +18,16 @@ if [ -f package.json ]; then
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then npm ci --no-audit --no-fund --loglevel=error; fi
   npm run --silent build
 fi
+# Compile numba's code (fast_hdbscan, pynndescent, UMAP) once, into the persistent cache the server and CLI use,
+# so the first clustering after `make demo` takes seconds, not a minute. Redone when requirements or the
+# clustering code change (numba itself recompiles whatever changed).
+export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$PWD/.numba_cache}
+warm="$NUMBA_CACHE_DIR/.warm-$(cat requirements.txt preprocess/cluster.py server/warmup.py | sha1sum | cut -c1-12)"
+if [ ! -f "$warm" ] && [ "${SONOMAP_SKIP_WARMUP:-0}" != 1 ]; then
+  echo "compiling numba code once (about a minute on a laptop; SONOMAP_SKIP_WARMUP=1 skips it)..."
+  if "$VENV/bin/python" -m server.warmup; then touch "$warm";
+  else echo "note: the warm-up failed; the first clustering will compile instead" >&2; fi
+fi
 if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null;
   else echo "note: install Debian's chromium (sudo apt-get install chromium) to run the browser tests" >&2; fi

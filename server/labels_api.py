@@ -138,7 +138,16 @@ def register(app: Any, socketio: Any, *, collections: Any) -> Blueprint:
             raise ParameterError(f"the file is larger than {MAX_IMPORT_BYTES // 2**20} MiB")
         who = request.form.get("who") or request.headers.get("X-Sonomap-User") or "browser"
         with opened(name) as (collection, store):
-            report = import_labels(collection, data, filename=upload.filename or "", who=who, store=store)
+            report = import_labels(
+                collection,
+                data,
+                filename=upload.filename or "",
+                who=who,
+                store=store,
+                format=request.form.get("format") or None,  # csv | raven | audacity; default: from the content
+                recording=request.form.get("recording") or None,
+                annot_col=request.form.get("annot_col") or None,
+            )
         change = report.pop("change")
         socketio.emit(
             CHANGED_EVENT, {"collection": name, "change": change, "version": change["version"]}, to=room_name(name)

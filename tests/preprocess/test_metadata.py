@@ -124,3 +124,148 @@ def test_resolver_priority(tmp_path):
     plain = r.resolve("soundscape/XC563936 - Soundscape.mp3")
     assert plain["label"] == "soundscape" and plain["xc_id"] == "XC563936"
     assert set(plain) == set(metadata.METADATA_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------------
+# tags of the files themselves (mutagen): real xeno-canto MP3, and real audio re-tagged as FLAC/OGG/MP3
+
+from pathlib import Path  # noqa: E402
+
+from preprocess import file_tags  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+SOUNDSCAPE_MP3 = REPO / "demo" / "recordings" / "soundscape" / "XC563936 - Soundscape.mp3"
+JUNCO_MP3 = REPO / "demo" / "recordings" / "Junco hyemalis_Dark-eyed Junco" / "XC137480.mp3"
+
+
+def test_real_xeno_canto_mp3_tags():
+    """The demo soundscape as downloaded from xeno-canto: ID3 artist, WOAF URL and the xeno-canto comment."""
+    if not SOUNDSCAPE_MP3.is_file():
+        pytest.skip("demo soundscape not present")
+    md = file_tags.read_tags(SOUNDSCAPE_MP3)
+    assert md == {
+        "recordist": "Whitney Neufeld-Kaiser",
+        "date": "2020-03-16",
+        "lat": 47.6766,
+        "lon": -122.294,
+        "country": "United States",
+        "xc_id": "XC563936",
+        "url": "https://xeno-canto.org/563936",
+    }
+    assert "license" not in md  # its WCOP says "2020 Whitney Neufeld-Kaiser": a copyright line, not a licence
+    assert "©" in file_tags.raw_tags(SOUNDSCAPE_MP3)["comm"][0]  # mojibake "Â©" repaired
+
+
+def test_files_without_tags_give_nothing(tmp_path):
+    """The demo's re-encoded MP3s carry only an encoder tag; a WAV none; a broken file is no error."""
+    if not JUNCO_MP3.is_file():
+        pytest.skip("demo recordings not present")
+    assert file_tags.read_tags(JUNCO_MP3) == {}
+    wav = next((REPO / "demo" / "recordings" / "Parus major_Great Tit").glob("*.wav"))
+    assert file_tags.read_tags(wav) == {}
+    broken = tmp_path / "broken.mp3"
+    broken.write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x10garbage")
+    assert file_tags.read_tags(broken) == {}
+
+
+XC_COMMENT = (
+    "XC205538 © Ann Örn // Point Reyes, Marin County, California (38.0701, -122.8065), United States // 10m // "
+    "07:00h, 2014-05-02 // song"
+)
+
+
+def _real_audio(tmp_path, suffix: str) -> Path:
+    """A few seconds of a real demo recording written as ``suffix`` (flac/ogg), untagged."""
+    import soundfile as sf
+
+    if not JUNCO_MP3.is_file():
+        pytest.skip("demo recordings not present")
+    y, sr = sf.read(JUNCO_MP3, frames=44100 * 3, dtype="float32")
+    out = tmp_path / f"XC205538{suffix}"
+    sf.write(out, y, sr, format={".flac": "FLAC", ".ogg": "OGG"}[suffix])
+    return out
+
+
+@pytest.mark.parametrize("suffix", [".flac", ".ogg"])
+def test_vorbis_comments_of_flac_and_ogg(tmp_path, suffix):
+    import mutagen
+
+    path = _real_audio(tmp_path, suffix)
+    f = mutagen.File(path)
+    if f.tags is None:
+        f.add_tags()
+    f["artist"] = "Ann Örn"
+    f["comment"] = XC_COMMENT
+    f["copyright"] = "2014 Ann Örn; licence //creativecommons.org/licenses/by-nc-sa/4.0/"
+    f["title"] = "XC205538 Dark-eyed Junco (Junco hyemalis)"
+    f.save()
+    md = file_tags.read_tags(path)
+    assert md == {
+        "recordist": "Ann Örn",
+        "license": "https://creativecommons.org/licenses/by-nc-sa/4.0/",
+        "date": "2014-05-02",
+        "lat": 38.0701,
+        "lon": -122.8065,
+        "country": "United States",
+        "xc_id": "XC205538",
+        "url": "https://xeno-canto.org/205538",
+    }
+
+
+def test_id3_licence_url_and_title_id(tmp_path):
+    """ID3 as xeno-canto writes it for most files: the licence URL in WCOP/TCOP, the id in the title."""
+    import shutil
+
+    from mutagen.id3 import COMM, ID3, TCOP, TDRC, TIT2, TPE1
+
+    if not JUNCO_MP3.is_file():
+        pytest.skip("demo recordings not present")
+    path = tmp_path / "junco.mp3"
+    shutil.copy(JUNCO_MP3, path)
+    tags = ID3(path)
+    tags.add(TPE1(encoding=3, text="Bo Berg"))
+    tags.add(TIT2(encoding=3, text="XC137480 Dark-eyed Junco"))
+    tags.add(TCOP(encoding=3, text="//creativecommons.org/licenses/by-sa/4.0/"))
+    tags.add(TDRC(encoding=3, text="2013-04-01"))
+    tags.add(COMM(encoding=3, lang="eng", desc="", text="a junco, no coordinates here"))
+    tags.save(path)
+    md = file_tags.read_tags(path)
+    assert md == {
+        "recordist": "Bo Berg",
+        "license": "https://creativecommons.org/licenses/by-sa/4.0/",
+        "date": "2013-04-01",
+        "xc_id": "XC137480",
+        "url": "https://xeno-canto.org/137480",
+    }
+
+
+def test_resolver_tags_below_xeno_canto_json(tmp_path):
+    """Tags fill what the file name and folder lack; API JSON and the labels CSV still win."""
+    if not SOUNDSCAPE_MP3.is_file():
+        pytest.skip("demo soundscape not present")
+    r = metadata.MetadataResolver()
+    md = r.resolve("soundscape/XC563936 - Soundscape.mp3", SOUNDSCAPE_MP3)
+    assert md["recordist"] == "Whitney Neufeld-Kaiser" and md["lat"] == 47.6766 and md["date"] == "2020-03-16"
+    assert md["label"] == "soundscape"  # the folder, not the tags
+    j = tmp_path / "xc.json"
+    j.write_text(json.dumps({"recordings": [{"id": "563936", "rec": "W. N.-K.", "lic": "//creativecommons.org/x"}]}))
+    md = metadata.MetadataResolver(xc_json=[j]).resolve("soundscape/XC563936 - Soundscape.mp3", SOUNDSCAPE_MP3)
+    assert md["recordist"] == "W. N.-K." and md["license"] == "https://creativecommons.org/x"
+    assert md["country"] == "United States"  # the JSON said nothing about it: the tag stays
+
+
+@pytest.mark.slow
+def test_build_and_info_show_tag_metadata(make_collection, demo_recordings_path, capsys):
+    from preprocess.cli import main as cli_main
+    from preprocess.collection import Collection
+
+    folder = demo_recordings_path / "soundscape"
+    if not folder.is_dir():
+        pytest.skip("demo soundscape not present")
+    root = make_collection(folder, name="tags")
+    rec = Collection.open(root).recordings().iloc[0]
+    assert rec["recordist"] == "Whitney Neufeld-Kaiser" and rec["country"] == "United States"
+    assert (rec["lat"], rec["lon"], rec["date"]) == (47.6766, -122.294, "2020-03-16")
+    assert cli_main(["info", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "Whitney Neufeld-Kaiser" in out and "2020-03-16" in out and "47.6766, -122.294" in out
