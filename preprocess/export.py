@@ -48,6 +48,7 @@ import numpy as np
 
 from . import __version__
 from .errors import ParameterError
+from .import_tables import decode_text
 from .labels import EXPORT_FIXED_COLUMNS, LabelStore, check_class_name
 from .progress import Progress, no_progress
 
@@ -344,7 +345,7 @@ def import_labels(
         if str(filename).lower().endswith(".csv"):
             format = "csv"
         else:  # a lenient read only to tell the format; each reader then decodes strictly
-            text = _decode(data) if isinstance(data, str) else data.decode("utf-8-sig", errors="replace")
+            text = decode_text(data) if isinstance(data, str) else data.decode("utf-8-sig", errors="replace")
             format = detect_format(text)
     own = store is None
     store = store or LabelStore.open(collection)
@@ -384,7 +385,7 @@ def parse_labels_csv(
     Line numbers in messages and in ``unmatched_rows`` are the file's own (header = line 1).
     """
     progress = progress or no_progress
-    text = _decode(data)
+    text = decode_text(data)
     reader = csv.reader(io.StringIO(text, newline=""))
     rows: list[list[str]] = []
     line_of: list[int] = []
@@ -503,19 +504,6 @@ def _to_float(text: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def _decode(data: bytes | str) -> str:
-    if isinstance(data, str):
-        return data.lstrip("\ufeff")
-    if b"\x00" in data[:4096]:
-        raise ParameterError(
-            "the file is binary, not a CSV text file; expected a CSV exported by sonomap or 'clip_id,label'"
-        )
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ParameterError(f"the file is not UTF-8 text (byte {e.start}); save the CSV as UTF-8") from None
 
 
 def _column(recs: Any, name: str, recording_ids: np.ndarray) -> np.ndarray:

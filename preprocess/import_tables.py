@@ -170,10 +170,8 @@ def parse_tables(
     if is_zip(data):
         members = zip_members(data)  # type: ignore[arg-type]
     else:
-        from .export import _decode
-
         try:
-            text = _decode(data)
+            text = decode_text(data)
         except ParameterError:
             if not isinstance(data, bytes) or b"\x00" in data[:4096]:
                 raise
@@ -343,3 +341,17 @@ def _float(text: str) -> float | None:
     except ValueError:
         return None
     return v if np.isfinite(v) else None
+
+
+def decode_text(data: bytes | str) -> str:
+    """Text of an uploaded table (a BOM dropped); binary or non-UTF-8 data is refused with a clear message."""
+    if isinstance(data, str):
+        return data.lstrip("\ufeff")
+    if b"\x00" in data[:4096]:
+        raise ParameterError(
+            "the file is binary, not a CSV text file; expected a CSV exported by sonomap or 'clip_id,label'"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ParameterError(f"the file is not UTF-8 text (byte {e.start}); save the CSV as UTF-8") from None

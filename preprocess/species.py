@@ -184,7 +184,7 @@ def disagreeing_clips(
     if not isinstance(clip_labels, dict):
         clip_labels = {i: v for i, v in enumerate(clip_labels)}
     prefix = "local_" if local and "local_species_1" in species.columns else ""
-    from .features.birdnet import LABELS_FILE, birdnet_model_dir, birdnet_species
+    from .features.birdnet_model import LABELS_FILE, birdnet_model_dir, birdnet_species
 
     vocab: dict[str, str] = {}
     for sci, common in birdnet_species(birdnet_model_dir() / LABELS_FILE):

