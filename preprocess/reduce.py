@@ -131,7 +131,7 @@ def reduce_collection(
     n_neighbors: int | None = None,
     min_dist: float = 0.0,
     display_min_dist: float = 0.5,
-    metric: str = "euclidean",
+    metric: str = "cosine",
     random_state: int = 0,
     refit: bool = False,
     refit_growth: float = 0.5,
