@@ -306,3 +306,13 @@ class Collection:
             "feature_sets": self.feature_sets(),
             "reductions": self.reductions(),
         }
+
+    # query by example and the classifier (issue 11; preprocess/similar.py, preprocess/learn/) -----------
+    def similar_dir(self, features: str) -> Path:
+        """``similar/NAME/``: the similarity index of feature set NAME (index.faiss + meta.json)."""
+        return self.root / "similar" / check_name(features, what="feature set")
+
+    @property
+    def learn_dir(self) -> Path:
+        """``learn/``: the classifier (model.npz, model.json with history) and its scores.npy."""
+        return self.root / "learn"
