@@ -14,7 +14,7 @@ import sys
 from . import __version__
 from .errors import SonomapError
 
-COMMANDS = ("build", "info", "features", "reduce", "evaluate", "export", "import_labels")
+COMMANDS = ("build", "info", "features", "reduce", "evaluate", "export", "import_labels", "similar", "classify")
 
 
 def make_parser() -> argparse.ArgumentParser:
