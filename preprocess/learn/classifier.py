@@ -34,7 +34,7 @@ from ..progress import CancelCheck, Progress, check_cancel, no_progress
 class LearnParams:
     """How the classifier is trained (chosen on half of the dev species; see bench/annotate.py)."""
 
-    weak_weight: float = 0.05  # weight of one weak (unlabelled) negative
+    weak_weight: float = 0.0  # weight of one weak (unlabelled) negative; 0 = off (bench/annotate.py chose it)
     weak_per_labelled: float = 4.0  # weak negatives sampled per labelled clip …
     weak_min: int = 500  # … but at least this many (when there are that many unlabelled clips)
     l2: float = 1e-3  # L2 penalty on the weights (inputs standardised)
