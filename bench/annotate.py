@@ -77,6 +77,8 @@ class Annotator:
         self.actions = 0
         self.curve: list[tuple[int, np.ndarray]] = []  # (actions, right? bool [n])
         self.trained = False
+        self.n_suspect = 1
+        self.seen: set[int] = set()  # clips judged in this session (the queue does not offer them again)
 
     def final_labels(self) -> np.ndarray:
         n = len(self.truth)
@@ -120,14 +122,25 @@ class Annotator:
             before = self.actions
             for name, cid in list(self.class_of.items()):
                 try:
-                    items = review_queue(self.coll, cid, n=self.per_round, mix=self.mix, store=self.store)
+                    items = review_queue(
+                        self.coll,
+                        cid,
+                        n=self.per_round,
+                        mix=self.mix,
+                        n_suspect=self.n_suspect,
+                        exclude=self.seen,
+                        store=self.store,
+                    )
                 except Exception:  # class not in the model (no members) - nothing to review
                     continue
                 for it in items:
                     if self.actions >= budget:
                         break
                     c = it["clip_id"]
-                    if self.truth[c] == name:
+                    self.seen.add(c)
+                    if it["strategy"] == "suspect" and self.truth[c] != name:
+                        self.store.add_negatives(cid, [c], source={"kind": "review"})  # takes it out
+                    elif self.truth[c] == name:
                         self.store.add_members(cid, [c], source={"kind": "review"})
                     else:
                         self.store.add_negatives(cid, [c], source={"kind": "review"})

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..collection import Collection
 from ..labels import LabelStore
 from .classifier import LearnParams, Model, fit, predict
@@ -45,16 +47,32 @@ def review_queue(
     mix: tuple[float, float, float] = DEFAULT_MIX,
     n_bins: int = 4,
     include_labelled: bool = False,
+    n_suspect: int = 0,
+    exclude: Any = None,
     store: LabelStore | None = None,
 ) -> list[dict[str, Any]]:
-    """The next ``n`` clips to review for ``class_id`` from the saved model (see :mod:`preprocess.learn.review`)."""
+    """The next ``n`` clips to review for ``class_id`` from the saved model (see :mod:`preprocess.learn.review`),
+    plus ``n_suspect`` of its members that the model doubts most; ``exclude``: clip ids to leave out."""
     model = load_model(collection)
     col = class_column(model, class_id)
     scores = load_scores(collection)[:, col]
     members, negatives = _labels(collection, store)
     cand = candidates(len(scores), int(class_id), members, negatives, include_labelled=include_labelled)
+    suspects = members.get(int(class_id))
+    if exclude is not None:  # e.g. clips already reviewed in this session
+        skip = np.asarray(list(exclude), np.int64)
+        cand = np.setdiff1d(cand, skip)
+        suspects = None if suspects is None else np.setdiff1d(suspects, skip)
     items = make_queue(
-        scores, float(model.thresholds[col]), cand, n=n, mix=mix, n_bins=n_bins, random_state=random_state
+        scores,
+        float(model.thresholds[col]),
+        cand,
+        n=n,
+        mix=mix,
+        n_bins=n_bins,
+        random_state=random_state,
+        suspects=suspects,
+        n_suspect=n_suspect,
     )
     for it in items:
         it["class_id"] = int(class_id)

@@ -10,6 +10,9 @@ it"; by default also not in any other class):
   inverse-probability weight is ``bin_size / bin_draws`` and :func:`estimate_precision` is unbiased for the
   precision of "score >= threshold" over all candidates (Perch's estimator), whatever the other strategies
   showed the user.
+
+Optionally (``n_suspect``) the queue also carries *suspects*: members of the class that the model scores
+lowest for it, e.g. minority clips of a pooled cluster. Rejecting one (a negative) takes it out of the class.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 
 from ..errors import NotFoundError, ParameterError
 
-STRATEGIES = ("top", "uncertain", "random")
+STRATEGIES = ("top", "uncertain", "random", "suspect")
 #: Default share of the queue per strategy (top, uncertain, random); see bench/annotate.py.
 DEFAULT_MIX = (0.5, 0.3, 0.2)
 
@@ -59,6 +62,8 @@ def make_queue(
     mix: tuple[float, float, float] = DEFAULT_MIX,
     n_bins: int = 4,
     random_state: int | None = 0,
+    suspects: np.ndarray | None = None,
+    n_suspect: int = 0,
 ) -> list[dict[str, Any]]:
     """Up to ``n`` items ``{clip_id, score, strategy, bin, bin_size, bin_draws, weight}`` for one class.
 
@@ -107,11 +112,18 @@ def make_queue(
     for i in near[~taken[near]][:n_unc]:
         taken[i] = True
         lists["uncertain"].append(_item(cand[i], s[i], "uncertain", int(which[i]), None, None, None))
+    # suspects: members of the class the model doubts most (lowest score first); a reject takes them out
+    sus = np.asarray(suspects if suspects is not None else [], np.int64)
+    if n_suspect and sus.size:
+        ss = np.asarray(scores, np.float32)[sus]
+        for i in np.argsort(ss, kind="stable")[: int(n_suspect)]:
+            lists["suspect"] = [*lists.get("suspect", []), _item(sus[i], ss[i], "suspect", -1, None, None, None)]
     out: list[dict[str, Any]] = []
     while any(lists.values()):
-        for k in ("top", "uncertain", "random"):
-            if lists[k]:
-                out.append(lists[k].pop(0))
+        for k in ("suspect", "top", "uncertain", "random"):
+            if not lists.get(k):
+                continue
+            out.append(lists[k].pop(0))
     return out
 
 
