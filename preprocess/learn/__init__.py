@@ -72,6 +72,7 @@ def review_queue(
         n_bins=n_bins,
         random_state=random_state,
         suspects=suspects,
+        suspect_scores=_held_out(model, col, len(scores)),
         n_suspect=n_suspect,
     )
     for it in items:
@@ -100,6 +101,16 @@ def accept_above(collection: Collection, class_id: int, *, store: LabelStore | N
     finally:
         if own:
             store.close()
+
+
+def _held_out(model: Model, col: int, n: int) -> np.ndarray | None:
+    """float32 [n] cross-validated scores of the labelled clips for one class (NaN elsewhere), or None."""
+    if model.cv_clip_ids is None or not len(model.cv_clip_ids):
+        return None
+    out = np.full(n, np.nan, np.float32)
+    ok = model.cv_clip_ids < n
+    out[model.cv_clip_ids[ok]] = model.cv_scores[ok, col]
+    return out
 
 
 def _labels(collection: Collection, store: LabelStore | None) -> tuple[dict, dict]:

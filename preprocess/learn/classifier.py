@@ -58,6 +58,8 @@ class Model:
     metrics: list[dict[str, Any]] = field(default_factory=list)  # per class: ap, precision, recall, threshold, …
     params: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)  # features, signature, created, round, n_train, time_s
+    cv_clip_ids: np.ndarray | None = None  # int64 [m] the labelled clips …
+    cv_scores: np.ndarray | None = None  # … float32 [m, C] their held-out (cross-validated) scores
 
     def logits(self, x: np.ndarray, *, chunk: int = 65536) -> np.ndarray:
         out = np.empty((len(x), len(self.class_ids)), np.float32)
@@ -211,6 +213,7 @@ def fit(
     rng = np.random.default_rng(p.random_state)
     unlabelled = np.setdiff1d(np.arange(n), labelled, assume_unique=True)
     n_weak = min(len(unlabelled), max(p.weak_min, int(p.weak_per_labelled * len(labelled))))
+    n_weak = n_weak if p.weak_weight > 0 else 0
     weak = np.sort(rng.choice(unlabelled, size=n_weak, replace=False)) if n_weak else np.zeros(0, np.int64)
     x_weak = (np.asarray(x[weak], np.float32) - mean) / scale
     check_cancel(should_cancel)
@@ -258,6 +261,8 @@ def fit(
         metrics=metrics,
         params=asdict(p),
         info={"n_labelled": int(len(labelled)), "n_weak": int(len(weak)), "created": _now()},
+        cv_clip_ids=labelled.astype(np.int64),
+        cv_scores=cv.astype(np.float32),
     )
     scores = model.scores(x)
     progress("learn", steps, steps, "done")

@@ -64,6 +64,7 @@ def make_queue(
     random_state: int | None = 0,
     suspects: np.ndarray | None = None,
     n_suspect: int = 0,
+    suspect_scores: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Up to ``n`` items ``{clip_id, score, strategy, bin, bin_size, bin_draws, weight}`` for one class.
 
@@ -115,7 +116,10 @@ def make_queue(
     # suspects: members of the class the model doubts most (lowest score first); a reject takes them out
     sus = np.asarray(suspects if suspects is not None else [], np.int64)
     if n_suspect and sus.size:
-        ss = np.asarray(scores, np.float32)[sus]
+        # held-out scores where known: the final model has fitted every member, so its own scores say little
+        ss = np.asarray(
+            scores if suspect_scores is None else np.where(np.isnan(suspect_scores), scores, suspect_scores), np.float32
+        )[sus]
         for i in np.argsort(ss, kind="stable")[: int(n_suspect)]:
             lists["suspect"] = [*lists.get("suspect", []), _item(sus[i], ss[i], "suspect", -1, None, None, None)]
     out: list[dict[str, Any]] = []

@@ -98,7 +98,14 @@ def save_model(collection: Collection, model: Model, scores: np.ndarray, *, hist
     d = collection.learn_dir
     buf = io.BytesIO()
     np.savez(
-        buf, mean=model.mean, scale=model.scale, weights=model.weights, bias=model.bias, thresholds=model.thresholds
+        buf,
+        mean=model.mean,
+        scale=model.scale,
+        weights=model.weights,
+        bias=model.bias,
+        thresholds=model.thresholds,
+        cv_clip_ids=model.cv_clip_ids if model.cv_clip_ids is not None else np.zeros(0, np.int64),
+        cv_scores=model.cv_scores if model.cv_scores is not None else np.zeros((0, len(model.class_ids)), np.float32),
     )
     write_bytes_atomic(d / "model.npz", buf.getvalue())
     save_npy_atomic(d / "scores.npy", np.asarray(scores, np.float32))
@@ -154,6 +161,8 @@ def load_model(collection: Collection) -> Model:
         metrics=meta.get("metrics", []),
         params=meta.get("params", {}),
         info={k: meta[k] for k in info_keys if k in meta},
+        cv_clip_ids=arrays.get("cv_clip_ids"),
+        cv_scores=arrays.get("cv_scores"),
     )
 
 
