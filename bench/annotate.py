@@ -42,6 +42,7 @@ from preprocess.collection import Collection  # noqa: E402
 from preprocess.labels import LabelStore  # noqa: E402
 from preprocess.learn import LearnParams, load_model, load_scores, review_queue, train  # noqa: E402
 
+SUSPECTS = 1  # members the model doubts most, offered per class per round (set by --suspects)
 COPY = ("manifest.json", "clips.parquet", "recordings.parquet", "features", "reductions")
 
 
@@ -77,7 +78,7 @@ class Annotator:
         self.actions = 0
         self.curve: list[tuple[int, np.ndarray]] = []  # (actions, right? bool [n])
         self.trained = False
-        self.n_suspect = 1
+        self.n_suspect = SUSPECTS
         self.seen: set[int] = set()  # clips judged in this session (the queue does not offer them again)
 
     def final_labels(self) -> np.ndarray:
@@ -194,8 +195,11 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=0.3, help="actions as a share of the clip count (default 0.3)")
     ap.add_argument("--per-round", type=int, default=2, help="clips judged per class per round")
     ap.add_argument("--pool-min", type=int, default=10, help="stop pooling at clusters smaller than this")
+    ap.add_argument("--suspects", type=int, default=1, help="doubted members reviewed per class per round")
     ap.add_argument("--tune", action="store_true", help="choose weak weight and queue mix on half the species")
     args = ap.parse_args()
+    global SUSPECTS
+    SUSPECTS = args.suspects
     src = Path(args.collection)
     coll = Collection.open(src)
     truth = truth_labels(coll, args.truth)
