@@ -195,3 +195,17 @@ def test_exports_and_cli(labelled, tmp_path):
     with np.load(io.BytesIO(model_file(coll))) as z:
         meta = json.loads(str(z["meta"]))
         assert z["weights"].shape == (1024, len(names)) and meta["class_names"] == list(names)
+
+
+def test_suspects_are_the_members_with_the_lowest_held_out_scores():
+    scores = np.linspace(0, 1, 100, dtype=np.float32)
+    members = np.arange(50, 100)
+    held_out = np.full(100, np.nan, np.float32)
+    held_out[members] = 1.0
+    held_out[[60, 70, 80]] = [0.1, 0.2, 0.05]  # the model, not having seen them, doubts these three
+    cand = np.arange(0, 50)
+    items = make_queue(scores, 0.5, cand, n=4, suspects=members, suspect_scores=held_out, n_suspect=3)
+    sus = [it["clip_id"] for it in items if it["strategy"] == "suspect"]
+    assert sus == [80, 60, 70] and items[0]["strategy"] == "suspect"
+    assert len([it for it in items if it["strategy"] != "suspect"]) == 4
+    assert not {it["clip_id"] for it in items if it["strategy"] != "suspect"} & set(members.tolist())
