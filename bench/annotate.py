@@ -13,7 +13,9 @@ The annotator (a perfect oracle) works like a user:
    least ``pool_min`` clips;
 2. trains (``preprocess.learn.train``) and then reviews rounds of queues (``preprocess.learn.review_queue``),
    one class after another, judging each clip (one action): accept = add to the class, reject = "not in it"
-   (``add_negatives``); retrains after every round.
+   (``add_negatives``); retrains after every round. Each round also offers ``--suspects`` members per class that
+   the model doubts most (held-out score minus the best other class's); a wrong one is rejected (one action)
+   and, when its true class exists, added there (a second action).
 
 After every action it prints the share of clips whose final label is right (the user's label, else the
 classifier's ``predicted``, else wrong). Then the actions needed for 90 % and 95 % against pooling clusters
@@ -141,6 +143,10 @@ class Annotator:
                     self.seen.add(c)
                     if it["strategy"] == "suspect" and self.truth[c] != name:
                         self.store.add_negatives(cid, [c], source={"kind": "review"})  # takes it out
+                        right = self.class_of.get(str(self.truth[c]))
+                        if right is not None and self.actions + 1 < budget:  # and puts it where it belongs
+                            self.store.add_members(right, [c], source={"kind": "review"})
+                            self.actions += 1
                     elif self.truth[c] == name:
                         self.store.add_members(cid, [c], source={"kind": "review"})
                     else:

@@ -104,12 +104,17 @@ def accept_above(collection: Collection, class_id: int, *, store: LabelStore | N
 
 
 def _held_out(model: Model, col: int, n: int) -> np.ndarray | None:
-    """float32 [n] cross-validated scores of the labelled clips for one class (NaN elsewhere), or None."""
+    """float32 [n] held-out margin of the labelled clips for one class: its cross-validated score minus the best
+    other class's (NaN for unlabelled clips), or None when the model has no CV scores."""
     if model.cv_clip_ids is None or not len(model.cv_clip_ids):
         return None
     out = np.full(n, np.nan, np.float32)
     ok = model.cv_clip_ids < n
-    out[model.cv_clip_ids[ok]] = model.cv_scores[ok, col]
+    cv = model.cv_scores[ok]
+    own = cv[:, col]
+    if cv.shape[1] > 1:  # doubt = another class's held-out score beats this one's (a clip pooled by mistake)
+        own = own - np.delete(cv, col, axis=1).max(axis=1)
+    out[model.cv_clip_ids[ok]] = own
     return out
 
 
