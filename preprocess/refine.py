@@ -34,9 +34,9 @@ from .collection import Collection, atomic_path, check_name, save_npy_atomic, wr
 from .errors import CollectionError, ParameterError
 from .progress import CancelCheck, Progress, check_cancel, no_progress
 from .refine_head import HeadConfig, embed, l2_normalise, train_head, validity
+from .schema import HEAD_FILE
 
 SUFFIX = "-refined"
-HEAD_FILE = "head.pt"
 VERSION = "1"
 #: Two successive partitions this similar (adjusted Rand index) end the refinement.
 AGREEMENT_STOP = 0.95
@@ -124,11 +124,11 @@ def _write_features(collection: Collection, name: str, Z: np.ndarray, meta: dict
 
     out_dir = collection.features_dir(name)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "meta.json").unlink(missing_ok=True)  # until the new meta is written the set is incomplete
-    save_npy_atomic(out_dir / "features.npy", Z.astype(np.float32))
-    with atomic_path(out_dir / HEAD_FILE) as tmp:
+    collection.features_meta_path(name).unlink(missing_ok=True)  # until the new meta is written the set is incomplete
+    save_npy_atomic(collection.features_path(name), Z.astype(np.float32))
+    with atomic_path(collection.refine_head_path(name)) as tmp:
         torch.save(head.state_dict(), tmp)
-    write_json_atomic(out_dir / "meta.json", meta)
+    write_json_atomic(collection.features_meta_path(name), meta)
 
 
 def refine_collection(
@@ -235,7 +235,7 @@ def refine_collection(
         validity_refined=v1,
         worse=bool(np.isfinite(v0) and (not np.isfinite(v1) or v1 < v0)),
     )
-    write_json_atomic(collection.features_dir(name) / "meta.json", meta)
+    write_json_atomic(collection.features_meta_path(name), meta)
     progress("refine", int(iterations), int(iterations), "done")
     return meta
 
@@ -286,7 +286,7 @@ def load_head(collection: Collection, name: str) -> Any:
     meta = collection.features_meta(name)
     if meta.get("extractor") != "refine":
         raise ParameterError(f"feature set {name!r} was not made by refine")
-    path = collection.features_dir(name) / HEAD_FILE
+    path = collection.refine_head_path(name)
     if not path.is_file():
         raise CollectionError(f"refined feature set {name!r} has no {HEAD_FILE}; run python -m preprocess refine again")
     state = torch.load(path, map_location="cpu", weights_only=True)

@@ -63,6 +63,7 @@ LAYERS: dict[str, str] = {
     "similar": "build",
     "learn": "build",
     "species": "build",
+    "predictions_export": "build",
     "learn.": "build",
     "refine": "build",
     "refine.": "build",
