@@ -2,6 +2,7 @@
 import { state, subscribe, set } from '../state.js';
 import { applyTile, value, fmtTime, xenoCantoUrl, classesOf } from '../clips.js';
 import { escapeHtml } from '../util.js';
+import { guessOf, guessText } from '../birdnet.js';
 
 export function initHoverCard(root) {
   const render = () => {
@@ -14,7 +15,7 @@ export function initHoverCard(root) {
     const species = value('species', i);
     const common = value('common_name', i);
     const label = value('label', i);
-    const top = value('top_species', i);
+    const top = guessText(guessOf(i)); // with its score; "uncertain" below the minimum confidence
     const xc = xenoCantoUrl(i);
     const xcId = value('xc_id', i);
     const cl = state.cluster ? state.cluster.labels[i] : null;
@@ -48,7 +49,7 @@ export function initHoverCard(root) {
     if (unpin) unpin.onclick = () => set({ pinned: -1 });
   };
   let raf = 0;
-  subscribe(['current', 'pinned', 'clips', 'cluster', 'classes'], () => {
+  subscribe(['current', 'pinned', 'clips', 'cluster', 'classes', 'minConfidence'], () => {
     cancelAnimationFrame(raf);
     raf = requestAnimationFrame(render); // render at most once a frame, never in the hover → sound path
   });
