@@ -39,6 +39,12 @@ export function guessText({ name, score, uncertain }) {
   return Number.isFinite(score) ? `${name} ${fmtScore(score)}` : name;
 }
 
+/** Whether BirdNET disagrees with clip i's label at the current minimum confidence (once the server said so). */
+export function disagrees(i) {
+  const d = state.disagree;
+  return !!d && d.minConfidence === state.minConfidence && d.ids.includes(i);
+}
+
 /** The top_species column with the minimum confidence applied (a colour-by column: "uncertain" below it). */
 export function confidentSpecies() {
   const c = state.clips;
