@@ -15,6 +15,13 @@ export const UNCERTAIN_COLOR = '#6f7480'; // a neutral grey: no species colour f
 
 export const fmtScore = (s) => (Number.isFinite(s) ? Number(s).toFixed(2) : '');
 
+/** Clip i's BirdNET score, NaN where none (clips.bin has NaN; the JSON form null). */
+export function scoreOf(i) {
+  const s = state.clips && state.clips.top_score;
+  const v = s ? s[i] : null;
+  return v === null || v === undefined ? NaN : Number(v);
+}
+
 /** Whether the clip table carries BirdNET scores at all. */
 export function hasScores() {
   const s = state.clips && state.clips.top_score;
@@ -27,9 +34,9 @@ export function hasScores() {
 export function guessOf(i) {
   const c = state.clips;
   const name = c && c.top_species ? c.top_species[i] || null : null;
-  const raw = c && c.top_score ? Number(c.top_score[i]) : NaN;
-  const score = raw === null ? NaN : raw;
-  return { name, score, uncertain: !!name && !(score >= state.minConfidence) };
+  const score = scoreOf(i);
+  // a clip table without scores (an older server) names every guess as it is
+  return { name, score, uncertain: !!name && !!c.top_score && !(score >= state.minConfidence) };
 }
 
 /** One guess in words: "Parus major 0.87", or "uncertain (0.05)" below the minimum confidence. */
@@ -49,11 +56,11 @@ export function disagrees(i) {
 export function confidentSpecies() {
   const c = state.clips;
   const names = (c && c.top_species) || [];
-  const scores = c && c.top_score;
+  if (!c || !c.top_score) return names;
   const out = new Array(names.length);
   for (let i = 0; i < names.length; i++) {
     const v = names[i];
-    out[i] = v && scores && !(Number(scores[i]) >= state.minConfidence) ? UNCERTAIN : v;
+    out[i] = v && !(scoreOf(i) >= state.minConfidence) ? UNCERTAIN : v;
   }
   return out;
 }
@@ -91,14 +98,13 @@ export function focusSpeciesText(f) {
     if (info && info.top_species) return clusterSpeciesText(info);
   }
   const names = state.clips.top_species;
-  const scores = state.clips.top_score;
   const acc = new Map();
   for (const i of f.ids) {
     const v = names[i];
     if (!v) continue;
     const a = acc.get(v) || [0, 0, 0];
     a[0]++;
-    const s = scores ? Number(scores[i]) : NaN;
+    const s = scoreOf(i);
     if (Number.isFinite(s)) {
       a[1] += s;
       a[2]++;

@@ -4,7 +4,7 @@ import { actions } from '../actions.js';
 import { escapeHtml, fmtInt } from '../util.js';
 
 const PREFERRED = ['label', 'species', 'common_name', 'top_species', 'recordist', 'license', 'country', 'sound_type', 'recording_id'];
-const SKIP = new Set(['clip_id', 'start_s', 'end_s', 'sheet', 'cell', 'audio_sprite', 'audio_offset', 'audio_length', 'url', 'fmin_hz', 'fmax_hz']);
+const SKIP = new Set(['clip_id', 'start_s', 'end_s', 'sheet', 'cell', 'audio_sprite', 'audio_offset', 'audio_length', 'url', 'fmin_hz', 'fmax_hz', 'top_score']);
 
 export function initLegend(root, select, hideNoise) {
   const renderOptions = () => {
