@@ -134,7 +134,7 @@ export async function refreshDisagree() {
   }
 }
 
-const focusLabel = (d) => `BirdNET disagrees with the label (min confidence ${fmtScore(d.minConfidence)})`;
+const focusLabel = (d) => `BirdNET disagrees with the label (≥ ${fmtScore(d.minConfidence)})`;
 
 /** Show the disagreeing clips in the gallery and on the map (or clear that focus when `on` is false). */
 export async function focusDisagree(on = true) {

@@ -169,6 +169,11 @@ def test_importing_a_raven_table_from_the_classes_panel(page, tmp_path, get_json
     before = get_json(f"{birds_url}/api/collections/birds/classes")
     table = tmp_path / "rec_000003.Table.1.selections.txt"  # Raven Pro's name: the recording is rec_000003
     table.write_text(RAVEN)
+    assert page.locator("#import-labels").is_visible()  # in the Classes header
+    page.locator(".import-more summary").click()  # the options: the format goes as the form field `format`
+    page.select_option("#import-format", "raven")
+    shot(page, "import_options")
+    page.locator(".import-more summary").click()
     page.set_input_files("#import-file", str(table))
     wait(page, "window.__sonomap.state.importReport && !window.__sonomap.state.importReport.pending")
     report = hook(page, "h.state.importReport")
@@ -202,6 +207,9 @@ def test_importing_a_raven_table_from_the_classes_panel(page, tmp_path, get_json
 def test_a_file_the_server_refuses_says_why(page, tmp_path):
     bad = tmp_path / "notes.txt"
     bad.write_text("just some words\nnothing tabular\n")
+    page.locator(".import-more summary").click()
+    page.select_option("#import-format", "")  # told from the content
+    page.locator(".import-more summary").click()
     page.set_input_files("#import-file", str(bad))
     wait(page, "window.__sonomap.state.importReport && window.__sonomap.state.importReport.error")
     assert "cannot tell the file's format" in page.locator("#import-report").inner_text()

@@ -11,13 +11,11 @@ export function initConfidence(root) {
   const num = el('input', { type: 'number', class: 'num', id: 'min-confidence-value', min: '0', max: '1', step: '0.01', 'aria-label': 'BirdNET minimum confidence value' });
   const disagree = el('button', { class: 'tool small', id: 'disagree-filter', 'aria-pressed': 'false', title: 'Clips where BirdNET confidently names another species than the label' });
   const note = el('div', { class: 'muted small bn-note' });
+  const why = 'Below this score BirdNET’s guess reads “uncertain” (BirdNET-Analyzer’s --min_conf, default 0.1)';
   root.append(
-    el('div', { class: 'row' }, el('h2', {}, 'BirdNET'), el('span', { class: 'spacer' }), disagree),
-    el('div', { class: 'param', title: 'Below this score BirdNET’s guess reads “uncertain” (BirdNET-Analyzer’s --min_conf, default 0.1)' },
-      el('div', { class: 'param-head' }, el('span', {}, 'min confidence'), num),
-      range,
-    ),
-    note,
+    el('div', { class: 'row', title: why }, el('h2', {}, 'BirdNET'), el('span', { class: 'spacer' }), el('label', { class: 'muted', for: 'min-confidence-value' }, 'min confidence'), num),
+    el('div', { class: 'param', title: why }, range),
+    el('div', { class: 'row' }, disagree, note),
   );
   const refresh = debounce(() => {
     if (state.focus && state.focus.kind === 'disagree') actions.focusDisagree(true);
@@ -36,9 +34,8 @@ export function initConfidence(root) {
     disagree.classList.toggle('on', on);
     disagree.setAttribute('aria-pressed', String(on));
     disagree.textContent = `⚑ disagrees with label${d && d.minConfidence === v ? ` · ${fmtInt(d.ids.length)}` : ''}`;
-    note.textContent = d && d.minConfidence === v && d.birdnet
-      ? `${fmtInt(d.ids.length)} of ${fmtInt(d.nLabelled)} labelled clips: BirdNET names another species at ≥ ${fmtScore(v)}`
-      : '';
+    note.textContent = d && d.minConfidence === v && d.birdnet ? `of ${fmtInt(d.nLabelled)} labelled` : '';
+    disagree.title = `Clips where BirdNET names another species than the label with a score ≥ ${fmtScore(v)}`;
   };
   const show = () => {
     root.hidden = !hasScores();

@@ -15,15 +15,31 @@ const FORMATS = [
 
 export function initImport(root) {
   const input = el('input', { type: 'file', id: 'import-file', accept: '.csv,.txt,.tsv,.zip,text/csv,text/plain,application/zip', hidden: true });
-  const pick = el('button', { class: 'tool', id: 'import-labels', title: 'Import labels: the CSV export or clip_id,label, Raven selection tables, Audacity labels, or a zip of them (one undo step)' }, '⤒ Import…');
+  const pick = el('button', { class: 'tool small', id: 'import-labels', title: 'Import labels: the CSV export or clip_id,label, Raven selection tables, Audacity labels, or a zip of them (one undo step)' }, '⤒ Import');
   const format = el('select', { id: 'import-format', 'aria-label': 'Import format' }, FORMATS.map(([v, t]) => el('option', { value: v }, t)));
-  const recording = el('input', { type: 'text', id: 'import-recording', list: 'import-recordings', placeholder: 'recording (if the table does not say)', 'aria-label': 'Recording the table belongs to' });
+  const recording = el('input', { type: 'text', id: 'import-recording', list: 'import-recordings', placeholder: 'from the file name', 'aria-label': 'Recording the table belongs to' });
   const recordings = el('datalist', { id: 'import-recordings' });
-  const annot = el('input', { type: 'text', id: 'import-annot-col', placeholder: 'class column (default Annotation)', 'aria-label': 'Class column' });
-  const more = el('details', { class: 'import-more' }, el('summary', {}, 'options'), recording, recordings, annot);
+  const annot = el('input', { type: 'text', id: 'import-annot-col', placeholder: 'Annotation', 'aria-label': 'Class column' });
+  const more = el('details', { class: 'import-more' },
+    el('summary', { class: 'button tool small', title: 'Import options: format, recording, class column' }, '▾'),
+    el('div', { class: 'import-options' },
+      el('label', {}, 'format', format),
+      el('label', {}, 'recording', recording),
+      el('label', {}, 'class column', annot),
+      el('div', { class: 'muted small' }, 'Raven and Audacity tables named after their recording (XC1.Table.1.selections.txt, XC1.txt) find it themselves.'),
+    ),
+    recordings,
+  );
   const report = el('div', { class: 'import-report', id: 'import-report', hidden: true });
-  const bar = el('div', { class: 'import' }, pick, format, el('span', { class: 'spacer' }), more);
-  root.append(bar, report, input);
+  // In the Classes header, before Undo: always in view, however short the panel.
+  const head = root.querySelector('.row');
+  const undo = head && head.querySelector('#undo');
+  if (undo) {
+    undo.before(pick, more);
+  } else {
+    root.append(el('div', { class: 'import' }, pick, more));
+  }
+  root.append(report, input);
 
   pick.onclick = () => input.click();
   input.onchange = async () => {
