@@ -10,7 +10,11 @@ const COUNT_PARAMS = new Set(['min_cluster_size', 'min_samples', 'n_clusters']);
 /** A slider mapping: linear for narrow ranges, logarithmic for wide ones; counts capped at the collection size. */
 function scaleFor(name, rule, n, hint) {
   const isInt = rule.type === 'int';
-  if (hint && hint.log_min > 0 && hint.log_max > hint.log_min) return logSpan(Number(hint.log_min), Number(hint.log_max));
+  if (hint && hint.log_min > 0 && hint.log_max > hint.log_min) {
+    const lo = Math.max(Number(hint.log_min), Number(rule.min));
+    const hi = Math.min(Number(hint.log_max), Number(rule.max));
+    if (hi > lo) return logSpan(lo, hi);
+  }
   let lo = Number(rule.min);
   let hi = Number(rule.max);
   if (hint && hint.max !== undefined) hi = Math.min(hi, Number(hint.max));
