@@ -99,6 +99,9 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
     _register_optional(app, "server.labels_api", lambda m: m.register(app, socketio, collections=registry))
     for module in ("server.upload_api", "server.recording_api"):  # issue 7: uploads, whole-recording view
         _register_optional(app, module, lambda m: m.register(app, socketio, collections=registry, settings=settings))
+    _register_optional(
+        app, "server.species_api", lambda m: m.register(app, socketio, collections=registry)
+    )  # #14 BirdNET
 
     if settings.warmup:
         warmup.start(socketio.start_background_task)

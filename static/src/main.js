@@ -18,6 +18,8 @@ import { initKeyboard } from './keyboard.js';
 import { escapeHtml, fmtInt } from './util.js';
 import { initUpload } from './views/upload.js';
 import { initRecording } from './views/recording.js';
+import { initConfidence } from './views/confidence.js';
+import { initImport } from './views/import.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -138,6 +140,8 @@ async function boot() {
   initControls($('controls-body'), $('job'), $('cluster-summary'));
   initGallery($('gallery'));
   initPooling($('pooling'));
+  initImport($('pooling'));
+  initConfidence($('birdnet-card'));
   initKeyboard();
   initTopbar(player, map);
   initRecording();

@@ -44,6 +44,9 @@ export const state = {
   recordingOpen: false, // the whole-recording view is open
   recordingPlaying: false, // and its audio is playing
   helpOpen: false,
+  minConfidence: 0.1, // BirdNET: below it a top species is 'uncertain' (birdnet.js)
+  importReport: null, // the last label import's report, or {file, error} (labels_import.js)
+  disagree: null, // {minConfidence, ids: Int32Array, nLabelled, birdnet}: clips BirdNET disagrees on (birdnet.js)
 
   stats: {
     ready: false,
