@@ -93,6 +93,9 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
     for module in ("server.upload_api", "server.recording_api"):  # issue 7: uploads, whole-recording view
         _register_optional(app, module, lambda m: m.register(app, socketio, collections=registry, settings=settings))
 
+    from . import security
+
+    security.install(app, socketio, settings)  # token, Host, Origin/CSRF, read-only, body limits (issue 13)
     if settings.warmup:
         warmup.start(socketio.start_background_task)
     return app, socketio
