@@ -20,12 +20,20 @@ from preprocess.collection import write_json_atomic
 TOKEN = "test-token-0123456789"
 
 
+@pytest.fixture(scope="session")
+def demo_with_map(tmp_path_factory: pytest.TempPathFactory, demo_collection_path: Path) -> Path:
+    """The demo collection plus a display map (read-only; tests get copies)."""
+    out = tmp_path_factory.mktemp("security") / "demo"
+    shutil.copytree(demo_collection_path, out, ignore=shutil.ignore_patterns("labels.sqlite*"))
+    _add_pca_map(out)
+    return out
+
+
 @pytest.fixture
-def collections_root(tmp_path: Path, demo_collection_path: Path) -> Path:
+def collections_root(tmp_path: Path, demo_with_map: Path) -> Path:
     root = tmp_path / "collections"
     root.mkdir()
-    shutil.copytree(demo_collection_path, root / "demo", ignore=shutil.ignore_patterns("labels.sqlite*"))
-    _add_pca_map(root / "demo")
+    shutil.copytree(demo_with_map, root / "demo")
     return root
 
 
