@@ -249,7 +249,10 @@ def parse_json_strict(data: bytes | str) -> Any:
 
 
 def _check_body(settings: Any, chunk_bytes: int) -> None:
-    """before_request: caps and content types for bodies of state-changing requests."""
+    """before_request: whole numbers in the URL fit int64; caps and content types for bodies of changes."""
+    for key, value in (request.view_args or {}).items():
+        if isinstance(value, int) and not -_INT64 <= value < _INT64:
+            raise ParameterError(f"{key} {value} is out of range")
     if request.method not in STATE_CHANGING:
         return
     endpoint = request.endpoint or ""
