@@ -36,7 +36,9 @@ export class ApiError extends Error {
 }
 
 async function request(url, { method = 'GET', body } = {}) {
-  const init = { method, headers: {} };
+  // issue 13: the token (rendered into <meta name="sonomap-token">) on every request; changes need this header
+  const token = document.querySelector('meta[name="sonomap-token"]')?.content || '-';
+  const init = { method, headers: { 'X-Sonomap-Token': token } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);

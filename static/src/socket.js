@@ -23,7 +23,9 @@ let socket = null;
 /** Connect once; handlers: {onProgress, onResult, onError, onCancelled, onLabelsChanged, onConnect}. */
 export function connect(handlers) {
   // One connection per page: a second call (e.g. uploads connected first) adds its handlers to the same socket.
-  if (!socket) socket = io({ transports: ['websocket', 'polling'] });
+  // issue 13: the cookie carries the token; the <meta> token is sent too, for browsers that hold no cookie
+  const token = document.querySelector('meta[name="sonomap-token"]')?.content;
+  if (!socket) socket = io({ transports: ['websocket', 'polling'], ...(token ? { query: { token } } : {}) });
   socket.on('connect', () => handlers.onConnect && handlers.onConnect());
   if (socket.connected && handlers.onConnect) handlers.onConnect();
   socket.on(EVENTS.progress, (m) => handlers.onProgress && handlers.onProgress(m));
