@@ -95,6 +95,7 @@ def _serve_gunicorn(settings: Settings) -> None:
                 "errorlog": "-",
                 "loglevel": "info",
                 "proc_name": "sonomap",
+                "control_socket_disable": True,
             }
             for key, value in options.items():
                 self.cfg.set(key, value)
