@@ -112,10 +112,15 @@ class RawSocket:
         assert self.ws.receive(timeout=30).startswith("0")
         self.ws.send("40")
         self._ids = itertools.count(1)
+        self._pending: list[tuple[str, str, object]] = []
         self.next_message(lambda kind, ack, data: kind == "40")
 
     def next_message(self, want):
         """Receive until ``want(kind, ack_id, data)`` is true; return ``(kind, data)`` (binary frames skipped)."""
+        for i, (kind, ack_id, data) in enumerate(self._pending):  # a result can arrive before its job's ack
+            if want(kind, ack_id, data):
+                del self._pending[i]
+                return kind, data
         deadline = time.monotonic() + 300
         while True:
             if time.monotonic() > deadline:
@@ -136,6 +141,7 @@ class RawSocket:
             data = json.loads(payload) if payload else None
             if want(kind, ack_id, data):
                 return kind, data
+            self._pending.append((kind, ack_id, data))
 
     def call(self, event: str, data: dict) -> dict:
         n = str(next(self._ids))
