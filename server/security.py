@@ -279,6 +279,8 @@ def _check_body(settings: Any, chunk_bytes: int) -> None:
         raise RequestEntityTooLarge(f"{kind} may be at most {cap // 2**20} MiB") from None
     if not data:
         return
+    if not mimetype:
+        raise ParameterError("expected a JSON body with Content-Type: application/json")
     if mimetype != "application/json":
         raise UnsupportedMediaType(f"send JSON with Content-Type: application/json (got {mimetype or 'none'!r})")
     parse_json_strict(data)
