@@ -103,6 +103,9 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
         app, "server.species_api", lambda m: m.register(app, socketio, collections=registry)
     )  # #14 BirdNET
 
+    from . import security
+
+    security.install(app, socketio, settings)  # token, Host, Origin/CSRF, read-only, body limits (issue 13)
     if settings.warmup:
         warmup.start(socketio.start_background_task)
     return app, socketio

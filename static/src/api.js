@@ -36,9 +36,14 @@ export class ApiError extends Error {
   }
 }
 
+/** The server's token (rendered into <meta name="sonomap-token">); every request carries it, changes need it. */
+export function serverToken() {
+  return document.querySelector('meta[name="sonomap-token"]')?.content || '';
+}
+
 /** fetch + JSON, raising ApiError(message, status) for HTTP errors and `{ok: false}`. A Blob or FormData body is sent as it is. */
 async function request(url, { method = 'GET', body, keepalive = false } = {}) {
-  const init = { method, headers: {}, keepalive };
+  const init = { method, headers: { 'X-Sonomap-Token': serverToken() || '-' }, keepalive };
   if (body instanceof Blob || body instanceof FormData) {
     init.body = body;
   } else if (body !== undefined) {
