@@ -40,6 +40,8 @@ def test_page_works_from_the_printed_url(collections_root):
             n = page.evaluate("window.__sonomap.state.n")
             assert n > 10 and page.evaluate("window.__sonomap.pointsDrawn") == n
             page.wait_for_function("window.__sonomap.clusterResults > 0", timeout=120_000)  # over the socket
+            page.wait_for_selector("#help", state="visible")  # a first visit opens the help; close it as a user would
+            page.click("#help-close")
             page.fill("#new-class-name", "From the printed URL")
             page.click("#create-class")
             page.wait_for_selector('.cl-row[data-name="From the printed URL"]', timeout=30_000)
