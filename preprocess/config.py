@@ -122,20 +122,20 @@ class BuildConfig:
         nyquist = self.sample_rate / 2
         if self.fmax > nyquist:
             raise ParameterError(
-                f"--fmax {self.fmax:g} Hz is above the Nyquist frequency ({nyquist:g} Hz at --sample-rate "
-                f"{self.sample_rate}); allowed: fmin < fmax <= {nyquist:g} Hz (or raise --sample-rate)"
+                f"fmax {self.fmax:g} Hz is above the Nyquist frequency ({nyquist:g} Hz at sample_rate "
+                f"{self.sample_rate}); allowed: fmin < fmax <= {nyquist:g} Hz (or raise sample_rate)"
             )
         if not 0 <= self.fmin < self.fmax:
-            raise ParameterError(f"--fmin {self.fmin:g} Hz must be >= 0 and below --fmax {self.fmax:g} Hz")
+            raise ParameterError(f"fmin {self.fmin:g} Hz must be >= 0 and below fmax {self.fmax:g} Hz")
         if self.hop_length > self.n_fft:
-            raise ParameterError(f"--hop-length {self.hop_length} must not exceed --n-fft {self.n_fft}")
+            raise ParameterError(f"hop_length {self.hop_length} must not exceed n_fft {self.n_fft}")
         if self.n_fft > self.clip_samples:
             raise ParameterError(
-                f"--n-fft {self.n_fft} is longer than a clip ({self.clip_samples} samples); use a smaller --n-fft or longer --clip-s"
+                f"n_fft {self.n_fft} is longer than a clip ({self.clip_samples} samples); use a smaller n_fft or longer clip_s"
             )
         if self.mode == "fixed" and self.hop_s > 0 and self.clip_s / self.hop_s > 100:
             raise ParameterError(
-                f"--hop-s {self.hop_s:g} gives {self.clip_s / self.hop_s:.0f} overlapping clips per window; allowed: hop_s >= clip_s/100"
+                f"hop_s {self.hop_s:g} gives {self.clip_s / self.hop_s:.0f} overlapping clips per window; allowed: hop_s >= clip_s/100"
             )
         return self
 

@@ -55,7 +55,7 @@ class DaskPool:
         try:
             from distributed import Client, LocalCluster
         except ImportError as e:  # pragma: no cover - an optional extra
-            raise MissingDependencyError("--scheduler needs dask.distributed (pip install distributed)") from e
+            raise MissingDependencyError("scheduler needs dask.distributed (pip install distributed)") from e
         where = self.scheduler
         try:
             if where == "local":
@@ -67,7 +67,7 @@ class DaskPool:
                 try:
                     from dask_jobqueue import SLURMCluster
                 except ImportError as e:  # pragma: no cover
-                    raise MissingDependencyError("--scheduler slurm needs dask-jobqueue") from e
+                    raise MissingDependencyError("scheduler slurm needs dask-jobqueue") from e
                 self._cluster = SLURMCluster()
                 self._cluster.scale(jobs=self.jobs)
                 self.client = Client(self._cluster)
@@ -77,7 +77,7 @@ class DaskPool:
                 self.client = Client(where, timeout="30s")
             else:
                 raise ParameterError(
-                    f"--scheduler {where}: give an address (tcp://host:8786), a scheduler JSON file, 'local' or 'slurm'"
+                    f"scheduler {where}: give an address (tcp://host:8786), a scheduler JSON file, 'local' or 'slurm'"
                 )
         except OSError as e:
             self.__exit__(None, None, None)

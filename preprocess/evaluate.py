@@ -59,16 +59,16 @@ def clip_labels(collection: Collection, *, labels_csv: str | Path | None = None)
     recordings = collection.recordings()
     if labels_csv is None:
         if "label" not in recordings.columns:
-            raise CollectionError("the recordings have no 'label' column; pass --labels CSV")
+            raise CollectionError("the recordings have no 'label' column; give a labels CSV")
         per_rec = recordings.set_index("recording_id")["label"] if "recording_id" in recordings else recordings["label"]
         labels = clips["recording_id"].map(per_rec)
     else:
         path = Path(labels_csv)
         if not path.is_file():
-            raise ParameterError(f"--labels {path}: no such file")
+            raise ParameterError(f"labels {path}: no such file")
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
         if "label" not in table.columns:
-            raise ParameterError(f"--labels {path} needs a 'label' column; it has: {', '.join(table.columns)}")
+            raise ParameterError(f"labels {path} needs a 'label' column; it has: {', '.join(table.columns)}")
         if "clip_id" in table.columns:
             per_clip = dict(zip(table["clip_id"].astype(int), table["label"], strict=True))
             labels = clips["clip_id"].map(per_clip)
@@ -76,7 +76,7 @@ def clip_labels(collection: Collection, *, labels_csv: str | Path | None = None)
             key = next((k for k in ("path", "file_name") if k in table.columns), None)
             if key is None:
                 raise ParameterError(
-                    f"--labels {path} needs a 'clip_id', 'path' or 'file_name' column; it has: {', '.join(table.columns)}"
+                    f"labels {path} needs a 'clip_id', 'path' or 'file_name' column; it has: {', '.join(table.columns)}"
                 )
             by_key = dict(zip(table[key], table["label"], strict=True))
             rec_ids = recordings["recording_id"] if "recording_id" in recordings else recordings.index
@@ -243,16 +243,13 @@ def evaluate_collection(
     for bad in exclude_labels:
         scored &= labels != bad
     if scored.sum() < 2:
-        raise CollectionError("fewer than 2 labelled clips: give labels with --labels CSV or a 'label' column")
+        raise CollectionError("fewer than 2 labelled clips: give a labels CSV or a 'label' column")
     y_true = labels[scored]
     n_labels = len(np.unique(y_true))
     recording_ids = collection.clips()["recording_id"].to_numpy()
     todo = [s for s in _sources(collection) if sources is None or s[0] in sources]
     if not todo:
-        raise CollectionError(
-            "nothing to evaluate: compute features (python -m preprocess features) and a reduction "
-            "(python -m preprocess reduce) first"
-        )
+        raise CollectionError("nothing to evaluate: compute features and a reduction first")
     rows: list[dict[str, Any]] = []
     t_start = time.perf_counter()
     for i, (source, kind, dims, load) in enumerate(todo):

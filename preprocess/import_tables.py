@@ -182,7 +182,7 @@ def parse_tables(
     if recording:
         fixed_rec, why = matcher.recording(recording)
         if fixed_rec is None:
-            raise ParameterError(f"--recording: {why}")
+            raise ParameterError(f"recording: {why}")
     assignments: dict[str, list[int]] = {}
     spelling: dict[str, str] = {}
     unmatched: list[dict[str, Any]] = []
@@ -267,7 +267,7 @@ def _raven_rows(text: str, member: str, annot_col: str | None) -> list[tuple]:
         if not label_col:
             raise ParameterError(
                 f"{where}no annotation column ({', '.join(ANNOTATION_COLUMNS)}) in {header[:12]}; "
-                "name the column that holds the class (--annot-col)"
+                "name the column that holds the class (annot_col)"
             )
     clip_col = lower.get("clip id")
     file_col = lower.get("begin path") or lower.get("begin file")

@@ -79,10 +79,10 @@ def resolve_config(out: Path | str, overrides: dict[str, Any] | None = None) -> 
         cfg = old.replace(**overrides) if overrides else old
         diff = [k for k in overrides if getattr(cfg, k) != getattr(old, k)]
         if diff:
-            was = ", ".join(f"--{k.replace('_', '-')} {getattr(old, k)}" for k in diff)
+            was = ", ".join(f"{k} {getattr(old, k)}" for k in diff)
             raise ParameterError(
                 f"{out} was built with {was}; its clips would not match. Re-run without those options, "
-                "or build into a new --out folder"
+                "or build into a new folder"
             )
         return old
     return BuildConfig(**overrides)

@@ -112,7 +112,7 @@ class TaskPool:
                         what = label(i) if label else f"task {i}"
                         raise SonomapError(
                             f"a worker process died during {stage} (near {what}), probably out of memory; "
-                            "run the same command again to resume, with --jobs 1 to use less memory"
+                            "run the build again to resume it, with jobs=1 to use less memory"
                         ) from None
                     finish(i, res)
                 check_cancel(should_cancel)

@@ -56,15 +56,15 @@ def _validate(features: Any, dims: Any, n_neighbors: Any, min_dist: Any, metric:
         features = [f for f in features.replace(",", "+").split("+") if f]
     features = list(features or [])
     if not features:
-        raise ParameterError("--features needs at least one feature set, e.g. birdnet or birdnet,saec")
+        raise ParameterError("features needs at least one feature set, e.g. birdnet or birdnet,saec")
     if len(set(features)) != len(features):
-        raise ParameterError(f"--features lists a feature set twice: {features}")
+        raise ParameterError(f"features lists a feature set twice: {features}")
     try:
         dims = sorted({int(d) for d in dims})
     except (TypeError, ValueError):
-        raise ParameterError(f"--dims must be whole numbers between 2 and 64, got {dims!r}") from None
+        raise ParameterError(f"dims must be whole numbers between 2 and 64, got {dims!r}") from None
     if not dims or dims[0] < 2 or dims[-1] > 64:
-        raise ParameterError(f"--dims must be whole numbers between 2 and 64, got {dims!r}")
+        raise ParameterError(f"dims must be whole numbers between 2 and 64, got {dims!r}")
     if n_neighbors is not None and (
         isinstance(n_neighbors, bool) or not isinstance(n_neighbors, int) or not 2 <= n_neighbors <= 200
     ):

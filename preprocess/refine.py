@@ -162,7 +162,7 @@ def refine_collection(
     progress = progress or no_progress
     on_round = on_round or (lambda row: None)
     if not 1 <= int(iterations) <= MAX_ITERATIONS:
-        raise ParameterError(f"--iterations must be 1..{MAX_ITERATIONS}, got {iterations}")
+        raise ParameterError(f"iterations must be 1..{MAX_ITERATIONS}, got {iterations}")
     head = head or HeadConfig()
     params = validate_params("hdbscan", cluster_params)
     pparams = validate_params("hdbscan", PSEUDO_PARAMS if pseudo_params is None else pseudo_params)
@@ -172,7 +172,7 @@ def refine_collection(
     n = collection.n_clips()
     if X.shape[0] != n:
         raise CollectionError(
-            f"feature set {features!r} has {X.shape[0]} rows for {n} clips: run python -m preprocess features first"
+            f"feature set {features!r} has {X.shape[0]} rows for {n} clips: compute the feature set again first"
         )
     t_start = time.perf_counter()
 
@@ -183,7 +183,7 @@ def refine_collection(
     if CLUSTER_DIMS not in orig.get("dims", []):
         raise CollectionError(
             f"reduction {features!r} has no {CLUSTER_DIMS}-d coordinates (dims {orig.get('dims')}): "
-            f"run python -m preprocess reduce {collection.root} --features {features} --dims {CLUSTER_DIMS}"
+            f"reduce it again with {CLUSTER_DIMS} among its dims first"
         )
     rparams = {k: orig["params"][k] for k in ("n_neighbors", "min_dist", "display_min_dist", "metric", "random_state")}
     truth = _true_labels(collection)
@@ -288,7 +288,7 @@ def load_head(collection: Collection, name: str) -> Any:
         raise ParameterError(f"feature set {name!r} was not made by refine")
     path = collection.refine_head_path(name)
     if not path.is_file():
-        raise CollectionError(f"refined feature set {name!r} has no {HEAD_FILE}; run python -m preprocess refine again")
+        raise CollectionError(f"refined feature set {name!r} has no {HEAD_FILE}; refine again")
     state = torch.load(path, map_location="cpu", weights_only=True)
     dim_in = int(state["1.weight"].shape[1])
     proj, _ = build_head(dim_in, 1, HeadConfig(**meta["params"]["head"]))

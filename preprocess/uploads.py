@@ -253,7 +253,7 @@ class UploadStore:
         if size_bytes > self.limits.max_file_bytes:
             raise UploadTooLarge(
                 f"{safe} is {_mb(size_bytes)}; the limit is {_mb(self.limits.max_file_bytes)} per file "
-                "(split long recordings, or ask the server's administrator to raise SONOMAP_MAX_UPLOAD_MB)"
+                "(split long recordings, or raise the server's upload limit)"
             )
         self._check_quota(safe, size_bytes, owner)
         upload_id = secrets.token_hex(16)

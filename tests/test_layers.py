@@ -17,6 +17,7 @@ A new module must be given a layer here (prefix rules cover the feature extracto
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,34 @@ def test_the_core_has_no_flask_no_environment_no_print(module: str) -> None:
 def test_the_checks_see_what_they_look_for() -> None:
     tree = ast.parse("import os\nx = os.environ.get('A')\nprint(x)\nfrom os import getenv\n")
     assert len(_env_and_prints(tree)) == 3
+
+
+_EDGE_ADVICE = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]+|python -m (preprocess|server)|SONOMAP_[A-Z_]+")
+
+
+def _edge_advice(tree: ast.Module) -> list[str]:
+    """Raised messages of the core that name a CLI flag, a CLI command or a server variable (the edges add that)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            for sub in ast.walk(node.exc):
+                if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and _EDGE_ADVICE.search(sub.value):
+                    found.append(f"line {sub.lineno}: {sub.value.strip()[:60]!r}")
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(_modules()))
+def test_core_messages_name_no_cli_flag_or_server_variable(module: str) -> None:
+    if layer_of(module) == "edge":
+        return
+    _internal, _external, tree = _imports(module, _modules()[module])
+    found = _edge_advice(tree)
+    assert not found, f"preprocess/{_modules()[module].relative_to(PKG)} names CLI flags in its messages: {found}"
+
+
+def test_the_advice_check_can_fail() -> None:
+    tree = ast.parse(
+        "raise ValueError(f'bad {x}: pass --labels CSV')\nraise ValueError('run python -m preprocess build')"
+    )
+    assert len(_edge_advice(tree)) == 2
+    assert not _edge_advice(ast.parse("raise ValueError('fmax must be below the Nyquist frequency')"))

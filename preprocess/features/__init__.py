@@ -71,7 +71,9 @@ def resolve_device(device: str) -> str:
     except ImportError:
         has_cuda = False
     if device == "cuda" and not has_cuda:
-        raise ParameterError("--device cuda was requested but no CUDA GPU is available here; use --device cpu or auto")
+        raise ParameterError(
+            "device 'cuda' was requested but no CUDA GPU is available here; use device 'cpu' or 'auto'"
+        )
     return "cuda" if has_cuda else "cpu"
 
 
@@ -97,11 +99,11 @@ def run_extractor(
     if name not in EXTRACTORS:
         raise ParameterError(f"unknown extractor {name!r}; allowed: {', '.join(EXTRACTORS)}")
     if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1):
-        raise ParameterError(f"--batch-size must be a whole number >= 1, got {batch_size!r}")
+        raise ParameterError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
     resolved = resolve_device(device)
     extractor = get_extractor(name, device=resolved, batch_size=batch_size, **(params or {}))
     if device == "cuda" and not extractor.supports_cuda:
-        raise ParameterError(f"extractor {name!r} runs on the CPU only; use --device cpu or auto")
+        raise ParameterError(f"extractor {name!r} runs on the CPU only; use device 'cpu' or 'auto'")
     if not extractor.supports_cuda:
         resolved = "cpu"
     extractor.check_available()

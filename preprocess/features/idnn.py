@@ -225,7 +225,7 @@ class IdnnExtractor(FeatureExtractor):
             raise MissingDependencyError(
                 f"the idnn extractor needs the ImageNet weights of {self.backbone} ({file_name}), which are not in "
                 f"{path.parent}; sonomap never downloads: copy the file there (from {WEIGHTS_URL}{file_name}) "
-                "or pass --weights PATH"
+                "or give the weights file (weights_path)"
             )
         return path
 

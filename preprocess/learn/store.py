@@ -143,7 +143,7 @@ def load_model(collection: Collection) -> Model:
     """The saved model; NotFoundError when none was trained, CollectionError when its features changed."""
     meta = _read_json(collection)
     if not meta:
-        raise NotFoundError("no classifier trained yet: run python -m preprocess classify (or train in the app)")
+        raise NotFoundError("no classifier trained yet: train one from the classes first")
     features = meta["features"]
     fmeta = collection.features_meta(features)
     if fmeta.get("signature") != meta.get("features_signature") or fmeta.get("created") != meta.get("features_created"):

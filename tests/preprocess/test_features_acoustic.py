@@ -80,7 +80,7 @@ def test_bad_input_is_refused_before_writing(demo_copy):
         run_extractor(coll, "mfcc")
     with pytest.raises(ParameterError, match="unknown device"):
         run_extractor(coll, "acoustic", device="tpu")
-    with pytest.raises(ParameterError, match="batch-size"):
+    with pytest.raises(ParameterError, match="batch_size must be"):
         run_extractor(coll, "acoustic", batch_size=0)
     coll.spectrograms_path.unlink()
     with pytest.raises(CollectionError, match="no spectrograms"):

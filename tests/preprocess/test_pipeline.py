@@ -357,7 +357,7 @@ def test_nothing_usable_exits_non_zero_and_changed_config_is_refused(tmp_path, c
     src = _mini(tmp_path / "in", n_junco=1, n_tit=0)
     assert cli.main(["build", str(src), "--out", str(tmp_path / "d"), "--no-features", "--jobs", "1"]) == 0
     assert cli.main(["build", str(src), "--out", str(tmp_path / "d"), "--clip-s", "5"]) == 2
-    assert "was built with --clip-s 3.0" in capsys.readouterr().err
+    assert "was built with clip_s 3.0" in capsys.readouterr().err
 
 
 # --- the dev set ------------------------------------------------------------------------------

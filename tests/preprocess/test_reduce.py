@@ -99,7 +99,7 @@ def test_reduce_refuses_bad_input(tmp_path):
         reduce_collection(coll, features=["nope"])
     with pytest.raises(CollectionError, match="has 40 rows but the collection has 50 clips"):
         reduce_collection(coll, features=["short"])
-    with pytest.raises(ParameterError, match="--dims"):
+    with pytest.raises(ParameterError, match="dims must be"):
         reduce_collection(coll, features=["a"], dims=(1, 8))
     with pytest.raises(ParameterError, match="metric"):
         reduce_collection(coll, features=["a"], metric="hamming")
