@@ -19,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from .collection import Collection, atomic_path, work_audio_path, write_json_atomic, write_table_atomic
+from .collection import (
+    Collection,
+    atomic_path,
+    work_audio_path,
+    work_specs_path,
+    write_json_atomic,
+    write_table_atomic,
+)
 from .config import BuildConfig
 from .discover import Source
 from .errors import CollectionError
@@ -165,8 +172,7 @@ def write_spectrograms(coll: Collection, plan: AppendPlan, cfg: BuildConfig, pro
             del prev
         pos = n_old
         for k, (_src, wf, _res) in enumerate(usable):
-            with np.load(wf) as z:
-                specs = z["specs"]
+            specs = np.load(work_specs_path(wf), mmap_mode="r")
             mm[pos : pos + len(specs)] = specs
             pos += len(specs)
             progress("spectrograms", k + 1, len(usable), "")

@@ -7,6 +7,7 @@ recording. Every clip is ``clip_s`` long; a recording shorter than a clip gives 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -237,3 +238,88 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     m = np.concatenate([[False], mask, [False]]).astype(np.int8)
     d = np.diff(m)
     return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist(), strict=True))
+
+
+#: Clips handed to ``emit`` at a time by :func:`cut_stream`.
+STREAM_BATCH = 64
+
+
+def cut_stream(
+    blocks: Iterable[np.ndarray],
+    *,
+    sr: int,
+    cfg: BuildConfig,
+    emit: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
+    starts_s: np.ndarray | None = None,
+) -> ClipTimes:
+    """Cut fixed-length clips from a recording that arrives as mono float32 blocks at ``sr`` Hz.
+
+    ``starts_s`` (sorted) names the clips; ``None`` means fixed windows (``cfg.clip_s``, ``cfg.hop_s``),
+    decided as the audio arrives and equal to :func:`fixed_clips` of the whole recording. Only about
+    one block and one clip of audio is held at a time. ``emit(start_s [k], clips float32 [k, clip_samples],
+    lengths int64 [k])`` receives batches in time order; each clip is zero-padded past the end, as
+    :func:`cut` does, and ``lengths`` counts its real samples (at least 1). Returns the clips' times.
+    """
+    n = cfg.clip_samples
+    eps = 1e-9
+    known = starts_s is not None
+    want = np.asarray(starts_s if known else np.zeros(0), dtype=np.float64)
+    buf, buf0, total, k = np.zeros(0, np.float32), 0, 0, 0
+    done: list[float] = []
+    batch: list[tuple[float, np.ndarray, int]] = []
+
+    def flush() -> None:
+        if batch:
+            emit(
+                np.array([b[0] for b in batch]),
+                np.stack([b[1] for b in batch]),
+                np.array([b[2] for b in batch], np.int64),
+            )
+            batch.clear()
+
+    def take(start_s: float) -> None:
+        a = int(round(start_s * sr))
+        seg = buf[max(0, a - buf0) : max(0, a - buf0 + n)]
+        clip = np.zeros(n, np.float32)
+        clip[: len(seg)] = seg
+        batch.append((start_s, clip, max(1, min(n, total - a))))
+        done.append(start_s)
+        if len(batch) >= STREAM_BATCH:
+            flush()
+
+    def regular(i: int) -> float:
+        return float(np.round(np.float64(i) * cfg.hop_s, 6))
+
+    for block in blocks:
+        buf = np.concatenate([buf, np.asarray(block, np.float32)])
+        total += len(block)
+        if known:
+            while k < len(want) and int(round(want[k] * sr)) + n <= total:
+                take(float(want[k]))
+                k += 1
+            next_a = int(round(want[k] * sr)) if k < len(want) else total
+        else:
+            dur = total / sr
+            n_ok = int(np.floor((dur - cfg.clip_s) / cfg.hop_s + eps)) + 1 if dur > cfg.clip_s + eps else 0
+            while k < n_ok and int(round(regular(k) * sr)) + n <= total:
+                take(regular(k))
+                k += 1
+            # the tail window (ending at the recording's end) may start up to one clip before the end
+            next_a = min(int(round(regular(k) * sr)), total - n - 2)
+        keep_from = max(buf0, next_a)
+        if keep_from > buf0:
+            buf = buf[keep_from - buf0 :].copy()
+            buf0 = keep_from
+    if known:
+        rest = want[k:]
+    else:
+        final = fixed_windows(total / sr, clip_s=cfg.clip_s, hop_s=cfg.hop_s)
+        if not np.array_equal(final[:k], np.array(done)):
+            raise AssertionError("streamed fixed windows disagree with the whole recording's")  # a bug, not bad input
+        rest = final[k:]
+    for s in rest:
+        take(float(s))
+    flush()
+    st = np.array(done, np.float64)
+    m = len(st)
+    return ClipTimes(st, st + cfg.clip_s, np.full(m, cfg.fmin, np.float32), np.full(m, cfg.fmax, np.float32))

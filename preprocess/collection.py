@@ -97,6 +97,7 @@ from .schema import (  # noqa: F401  (re-exported: older callers import the name
     WORK_DIR,
     WORK_PATTERN,
     WORK_SKIP_SUFFIX,
+    WORK_SPECS_SUFFIX,
 )
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
@@ -428,3 +429,8 @@ def work_audio_path(work_file: Path | str) -> Path:
 def work_skip_path(work_file: Path | str) -> Path:
     """Why a recording was skipped, saved beside where its work file would be."""
     return Path(work_file).with_suffix(WORK_SKIP_SUFFIX)
+
+
+def work_specs_path(work_file: Path | str) -> Path:
+    """The clips' spectrograms (uint8 [n_clips, n_mels, n_frames]) saved beside a recording's work file."""
+    return Path(work_file).with_suffix(WORK_SPECS_SUFFIX)

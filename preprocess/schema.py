@@ -44,6 +44,7 @@ LABELS_DB = "labels.sqlite"
 WORK_DIR = "work"
 WORK_PATTERN = "rec_{}.npz"  # work key
 WORK_AUDIO_SUFFIX = ".audio.npy"
+WORK_SPECS_SUFFIX = ".specs.npy"  # uint8 [n_clips, n_mels, n_frames] of one recording
 WORK_SKIP_SUFFIX = ".skip.json"
 SOURCES_DIR = "sources"
 RECORDING_TILES_DIR = "recording_tiles"

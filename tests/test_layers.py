@@ -32,6 +32,7 @@ LAYERS: dict[str, str] = {
     "progress": "foundation",
     "config": "foundation",
     "atomic": "foundation",
+    "npy_append": "foundation",
     "pool": "foundation",
     "distributed": "foundation",
     "metadata": "foundation",
