@@ -17,7 +17,10 @@ SCHEMA_VERSION = 1
 # file and folder names inside COLLECTION/ ------------------------------------------------------
 MANIFEST = "manifest.json"
 RECORDINGS = "recordings.parquet"
-CLIPS = "clips.parquet"
+CLIPS = "clips.parquet"  # the clip table of collections built before clip parts (still read)
+CLIPS_DIR = "clips"  # the clip table as a Parquet dataset: one part per build
+CLIP_PART_PATTERN = "part_{:09d}.parquet"  # first clip id of the part
+CLIP_PART_GLOB = "part_*.parquet"
 SKIPPED = "skipped.csv"
 SPECTROGRAMS = "spectrograms.npy"
 SPRITES_DIR = "sprites"
