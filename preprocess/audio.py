@@ -183,14 +183,21 @@ class MonoStream:
             f = sf.SoundFile(self._source)
         except Exception as e:
             raise AudioError(f"corrupt or truncated {fmt}: {_one_line(e)}") from None
-        with f:
+        block_frames = self.block_frames
+        try:
             while True:
                 try:
-                    block = f.read(self.block_frames, dtype="float32", always_2d=True)
+                    block = f.read(block_frames, dtype="float32", always_2d=True)
                 except Exception as e:
+                    stop_reason = stop_reason or _one_line(e)  # the first error says what broke
+                    if block_frames > _SALVAGE_FRAMES:  # salvage the broken block's good start in small reads
+                        f.close()
+                        f = sf.SoundFile(self._source)
+                        f.seek(self.n_frames)
+                        block_frames = _SALVAGE_FRAMES
+                        continue
                     if self.n_frames == 0:
-                        raise AudioError(f"corrupt or truncated {fmt}: {_one_line(e)}") from None
-                    stop_reason = _one_line(e)
+                        raise AudioError(f"corrupt or truncated {fmt}: {stop_reason}") from None
                     break
                 if not len(block):
                     break
@@ -203,6 +210,8 @@ class MonoStream:
                 if len(out):
                     self.n_samples += len(out)
                     yield out
+        finally:
+            f.close()
         if rs is not None:
             out = rs.resample_chunk(np.zeros(0, np.float32), last=True)
             if len(out):
@@ -222,6 +231,8 @@ class MonoStream:
 
 
 _HEAD_BYTES = 1 << 16
+#: Frames per read once a block failed to decode: how much of a corrupt block is given up, at most.
+_SALVAGE_FRAMES = 4096
 
 
 def _wav_claimed_frames(head: bytes, channels: int) -> int:

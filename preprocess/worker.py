@@ -117,6 +117,9 @@ def remove_work(coll: Collection, todo: list[tuple[Source, Path]]) -> None:
         work_audio_path(wf).unlink(missing_ok=True)
         work_specs_path(wf).unlink(missing_ok=True)
         work_skip_path(wf).unlink(missing_ok=True)
+    if coll.work_dir.is_dir():  # temporary files of a worker killed mid-recording (its task ran again)
+        for tmp in coll.work_dir.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
     try:
         coll.work_dir.rmdir()
     except OSError:
