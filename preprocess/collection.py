@@ -5,11 +5,13 @@ A collection is a folder::
     COLLECTION/
       manifest.json                 written last; schema_version, tool_version, config, sources, counts, stages
       recordings.parquet            one row per usable recording (recording_id, path, sha1, metadata, credits)
-      clips.parquet                 one row per clip, row i has clip_id == i (see CLIP_COLUMNS)
+      clips/part_000000000.parquet  the clip table, one part per build named by its first clip id; row i has
+                                    clip_id == i (see CLIP_COLUMNS); older collections: one clips.parquet
       skipped.csv                   path, reason: files that could not be used
-      spectrograms.npy              uint8 [n_clips, n_mels, n_frames]: log-mel, 0 = -top_db dB, 255 = 0 dB (max)
+      spectrograms.npy              uint8 [n_clips, n_mels, n_frames]: log-mel, 0 = -top_db dB, 255 = 0 dB (max);
+                                    grows in place (preprocess/npy_append.py)
       sprites/sheet_00000.jpg       spectrogram tiles, row-major cells of tile_w x tile_h px, high freqs on top
-      audio/sprite_00000.flac       clips joined with fades and gaps; offsets in clips.parquet
+      audio/sprite_00000.flac       clips joined with fades and gaps; offsets in the clip table
       features/NAME/features.npy    float32 [n_clips, D], row i = clip_id i
       features/NAME/meta.json       extractor, params, model, version, time_s
       features/NAME/species.parquet (birdnet) clip_id, species_1..k, score_1..k
