@@ -126,6 +126,11 @@ def remove_work(coll: Collection, todo: list[tuple[Source, Path]]) -> None:
         pass
 
 
+#: Events mode: recordings longer than this (s) are detected over streaming passes, not held whole
+#: (the whole recording and its band power cost about 0.5 MB per second of audio at 32 kHz).
+EVENTS_WHOLE_MAX_S = 600.0
+
+
 def _process(abs_path: str, work_file: str, cfg: BuildConfig, t: dict[str, float]) -> dict[str, Any]:
     """The work of :func:`process_recording`; raises :class:`AudioError` for bad audio.
 
@@ -163,7 +168,14 @@ def _process(abs_path: str, work_file: str, cfg: BuildConfig, t: dict[str, float
 
     try:
         t1 = time.perf_counter()
-        if cfg.mode == "events":  # the noise floor is the whole recording's: detect on it whole
+        if cfg.mode == "events" and stream.declared_frames > EVENTS_WHOLE_MAX_S * stream.orig_sample_rate:
+            # a long recording: detect over several streaming passes (events_stream), then cut in one more
+            from .events_stream import event_clips_streamed
+
+            times = event_clips_streamed(lambda: MonoStream(abs_path, sr=sr), sr=sr, cfg=cfg)
+            stream = MonoStream(abs_path, sr=sr)
+            cut_stream(stream, sr=sr, cfg=cfg, emit=emit, starts_s=times.start_s)
+        elif cfg.mode == "events":  # the noise floor is the whole recording's: detect on it whole
             parts = list(stream)
             y = np.concatenate(parts) if parts else np.zeros(0, np.float32)
             del parts

@@ -40,6 +40,7 @@ LAYERS: dict[str, str] = {
     "audio": "signal",
     "spectrogram": "signal",
     "clips": "signal",
+    "events_stream": "signal",
     "sprites": "signal",
     "cluster": "analysis",
     "cluster_defaults": "analysis",

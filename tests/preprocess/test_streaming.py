@@ -74,6 +74,18 @@ def test_streamed_fixed_clips_equal_whole_file(scape, seconds, clip_s, hop_s):
     np.testing.assert_array_equal(np.concatenate(got_len), np.minimum(cfg.clip_samples, len(y) - starts).clip(min=1))
 
 
+def test_streamed_clips_at_given_sparse_starts_equal_cut(scape):
+    """Known starts far apart (events): gaps longer than a block are skipped without losing the position."""
+    y48, sr48 = scape
+    cfg = BuildConfig()
+    y = soxr.resample(y48, sr48, cfg.sample_rate, quality="HQ").astype(np.float32)
+    starts = np.array([0.5, 0.5, 1.7, 40.25, 62.155, 70.0, 71.5])
+    got = []
+    blocks = (y[a : a + 20_000] for a in range(0, len(y), 20_000))
+    cut_stream(blocks, sr=cfg.sample_rate, cfg=cfg, emit=lambda s, c, n: got.append(c), starts_s=starts)
+    np.testing.assert_array_equal(np.concatenate(got), cut(y, sr=cfg.sample_rate, start_s=starts, clip_s=cfg.clip_s))
+
+
 def _tiled_wav(path: Path, y: np.ndarray, sr: int, seconds: float, subtype: str = "PCM_16") -> Path:
     """A long WAV made of a real recording repeated, written block by block (never whole in memory)."""
     n = int(seconds * sr)
@@ -174,3 +186,54 @@ def test_hour_long_recording_builds_in_bounded_memory(tmp_path, scape, fmt):
     got = peak_memory_of_worker(src, tmp_path / "rec_h.npz")
     assert got["status"] == "ok" and got["n_clips"] == 1200, got
     assert got["peak_mb"] < 1500, got
+
+
+# --- events over streaming passes ---------------------------------------------------------------
+
+
+def _blocks(y: np.ndarray, size: int):
+    return lambda: (y[a : a + size] for a in range(0, len(y), size))
+
+
+@pytest.mark.parametrize("block", [1 << 20, 30_001])
+def test_streamed_event_detection_equals_whole_file(scape, block):
+    from preprocess.clips import event_clips
+    from preprocess.events_stream import event_clips_streamed
+
+    y48, sr48 = scape
+    y = soxr.resample(np.tile(y48, 2)[: int(100 * sr48)], sr48, 32000, quality="HQ").astype(np.float32)
+    cfg = BuildConfig(mode="events")
+    ref = event_clips(y, sr=32000, cfg=cfg)
+    got = event_clips_streamed(_blocks(y, block), sr=32000, cfg=cfg)
+    assert len(ref) > 10
+    for k in ("start_s", "end_s", "fmin_hz", "fmax_hz"):
+        np.testing.assert_array_equal(getattr(got, k), getattr(ref, k))
+
+
+def test_streamed_event_fallback_equals_whole_file():
+    """Steady noise has no event: both give the same strongest windows (maths, so synthetic)."""
+    from preprocess.clips import event_clips
+    from preprocess.events_stream import event_clips_streamed
+
+    y = np.random.default_rng(1).normal(scale=0.05, size=20 * 32000).astype(np.float32)
+    cfg = BuildConfig(mode="events")
+    ref = event_clips(y, sr=32000, cfg=cfg)
+    got = event_clips_streamed(_blocks(y, 50_000), sr=32000, cfg=cfg)
+    assert len(ref) == 3
+    for k in ("start_s", "end_s", "fmin_hz", "fmax_hz"):
+        np.testing.assert_array_equal(getattr(got, k), getattr(ref, k))
+
+
+def test_worker_streams_events_of_a_long_recording_like_a_short_one(tmp_path, monkeypatch):
+    from preprocess import worker
+
+    cfg = BuildConfig(mode="events").to_dict()
+    whole = process_recording(str(SOUNDSCAPE), str(tmp_path / "rec_w.npz"), cfg)
+    monkeypatch.setattr(worker, "EVENTS_WHOLE_MAX_S", 10.0)  # the 72-s soundscape now counts as long
+    streamed = process_recording(str(SOUNDSCAPE), str(tmp_path / "rec_s.npz"), cfg)
+    assert whole["status"] == streamed["status"] == "ok" and whole["n_clips"] == streamed["n_clips"] > 5
+    with np.load(tmp_path / "rec_w.npz") as a, np.load(tmp_path / "rec_s.npz") as b:
+        for k in ("start_s", "fmin_hz", "fmax_hz", "lengths"):
+            np.testing.assert_array_equal(a[k], b[k])
+    for path in (work_specs_path, work_audio_path):
+        assert path(tmp_path / "rec_w.npz").read_bytes() == path(tmp_path / "rec_s.npz").read_bytes()
