@@ -19,7 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from .collection import Collection, atomic_path, work_audio_path, write_json_atomic, write_table_atomic
+from .collection import (
+    Collection,
+    work_audio_path,
+    work_specs_path,
+    write_json_atomic,
+    write_table_atomic,
+)
 from .config import BuildConfig
 from .discover import Source
 from .errors import CollectionError
@@ -113,11 +119,12 @@ def plan_append(
 
 @dataclass(frozen=True)
 class OldState:
-    """The collection before this build: its manifest (None when new) and tables up to its counts."""
+    """The collection before this build: its manifest (None when new) and recordings up to its counts.
+
+    The clip table is not read: a build only appends to it (:meth:`Collection.append_clips`)."""
 
     manifest: dict[str, Any] | None
     recordings: Any  # DataFrame of RECORDING_COLUMNS
-    clips: Any  # DataFrame of CLIP_COLUMNS, or None when there are no clips yet
 
     @property
     def known_sha1(self) -> dict[str, str]:
@@ -133,10 +140,9 @@ def read_old(coll: Collection) -> OldState:
     counts = (old or {}).get("counts", {})
     n_rec_old, n_clip_old = int(counts.get("recordings", 0)), int(counts.get("clips", 0))
     recs = coll.recordings().iloc[:n_rec_old] if n_rec_old else pd.DataFrame(columns=list(RECORDING_COLUMNS))
-    clips = coll.clips().iloc[:n_clip_old] if n_clip_old else None
-    if clips is not None and len(clips) != n_clip_old:
-        raise CollectionError(f"{coll.clips_path} has {len(clips)} clips, the manifest says {n_clip_old}")
-    return OldState(old, recs, clips)
+    if n_clip_old and (n_rows := coll.clip_rows()) < n_clip_old:
+        raise CollectionError(f"{coll.clips_path} has {n_rows} clips, the manifest says {n_clip_old}")
+    return OldState(old, recs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,26 +158,21 @@ def write_skipped(coll: Collection, plan: AppendPlan) -> int:
 
 
 def write_spectrograms(coll: Collection, plan: AppendPlan, cfg: BuildConfig, progress: Progress) -> tuple[int, ...]:
-    """The spectrograms (``spectrograms_path``): old rows copied, new rows appended; returns its shape."""
-    shape = (plan.n_clips, cfg.n_mels, cfg.n_frames)
-    n_old, usable = plan.n_clip_old, plan.usable
+    """The spectrograms (``spectrograms_path``): the new rows appended in place after the old; returns its shape."""
+    usable = plan.usable
     progress("spectrograms", 0, len(usable), "")
-    with atomic_path(coll.spectrograms_path) as tmp:
-        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-        if n_old:
-            prev = coll.spectrograms()
-            for a in range(0, n_old, 4096):
-                mm[a : min(a + 4096, n_old)] = prev[a : min(a + 4096, n_old)]
-            del prev
-        pos = n_old
+
+    def blocks():
         for k, (_src, wf, _res) in enumerate(usable):
-            with np.load(wf) as z:
-                specs = z["specs"]
-            mm[pos : pos + len(specs)] = specs
-            pos += len(specs)
+            specs = np.load(work_specs_path(wf), mmap_mode="r")
+            for a in range(0, len(specs), 4096):
+                yield specs[a : a + 4096]
+            del specs
             progress("spectrograms", k + 1, len(usable), "")
-        mm.flush()
-        del mm
+
+    shape = coll.append_spectrograms(blocks(), n_keep=plan.n_clip_old, row_shape=(cfg.n_mels, cfg.n_frames))
+    if shape[0] != plan.n_clips:
+        raise CollectionError(f"{coll.spectrograms_path} has {shape[0]} spectrograms, expected {plan.n_clips}")
     return shape
 
 
@@ -247,10 +248,8 @@ def write_sprites(
     return n_sheets, plan.n_sprites_old + len(sprite_tasks)
 
 
-def clip_table(
-    plan: AppendPlan, per_rec: list[dict[str, np.ndarray]], layout: SpriteLayout, old_clips: Any, cfg: BuildConfig
-) -> Any:
-    """The whole clip table after this build (old rows, then the new ones); pure."""
+def clip_table(plan: AppendPlan, per_rec: list[dict[str, np.ndarray]], layout: SpriteLayout, cfg: BuildConfig) -> Any:
+    """The new rows of the clip table (clip ids from ``plan.n_clip_old``); pure."""
     import pandas as pd
 
     cells = cfg.cells_per_sheet
@@ -271,8 +270,7 @@ def clip_table(
             "audio_length": layout.lengths,
         }
     ).astype(CLIP_DTYPES)
-    clips = pd.concat([old_clips, new_clips], ignore_index=True) if old_clips is not None else new_clips
-    return clips.astype(CLIP_DTYPES)
+    return new_clips
 
 
 def recording_table(
@@ -369,10 +367,10 @@ def assemble(
     n_sheets, n_sprites = write_sprites(
         coll, plan, per_rec, layout, config, pool=pool, progress=progress, should_cancel=should_cancel
     )
-    clips = clip_table(plan, per_rec, layout, old.clips, config)
+    new_clips = clip_table(plan, per_rec, layout, config)
     recs = recording_table(plan, per_rec, old.recordings, resolver)
     write_table_atomic(coll.recordings_path, recs)
-    write_table_atomic(coll.clips_path, clips)
+    coll.append_clips(new_clips, n_keep=plan.n_clip_old)
     audio_s = float(recs["duration_s"].sum())
     write_manifest(coll, old.manifest, plan, config, inputs, audio_s=audio_s, n_sheets=n_sheets, n_sprites=n_sprites)
     return AssembleResult(**base, audio_s=audio_s)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,64 +88,173 @@ def decode(data: bytes) -> tuple[np.ndarray, int, str, str]:
     """
     if len(data) == 0:
         raise AudioError("empty file (0 bytes)")
-    y, sr, fmt, note, _channels = _decode(io.BytesIO(data), data[:64], mono=False)
-    return y, sr, fmt, note
+    stream = MonoStream(data)  # checks format, truncation, silence on the mono mix
+    for _ in stream:
+        pass
+    import soundfile as sf
+
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        y = f.read(stream.n_frames, dtype="float32", always_2d=True)
+    return y, stream.orig_sample_rate, stream.format, stream.note
 
 
 def decode_mono(path: Path | str) -> tuple[np.ndarray, int, str, str, int]:
-    """Decode a file block by block, mixing to mono as it goes (a long stereo file never sits whole in memory).
+    """Decode a whole file to mono at its own rate, block by block (see :class:`MonoStream`).
 
     Returns ``(y, sr, format, note, channels)`` with ``y`` float32 [n_samples]; equal to
-    ``to_mono(decode(bytes)[0])``. Raises :class:`AudioError` like :func:`decode`.
+    ``to_mono(decode(bytes)[0])`` for an intact file. Raises :class:`AudioError` like :func:`decode`.
     """
-    with _readable(), open(path, "rb") as f:
-        head = f.read(64)
-    if not head:
-        raise AudioError("empty file (0 bytes)")
-    return _decode(str(path), head, mono=True)
+    stream = MonoStream(path)
+    y = _collect(stream)
+    return y, stream.orig_sample_rate, stream.format, stream.note, stream.channels
 
 
 _BLOCK_FRAMES = 1 << 20
 
 
-def _decode(source, head: bytes, *, mono: bool) -> tuple[np.ndarray, int, str, str, int]:
-    fmt = sniff_format(head)
-    if fmt is None:
-        raise AudioError(f"not a recognised audio file (starts with {_describe_head(head[:16])}); allowed: {_ALLOWED}")
-    try:
+class MonoStream:
+    """A recording's audio, mixed to mono and resampled to ``sr`` Hz, as float32 blocks [n] in [-1, 1].
+
+    Iterating decodes the file in blocks of ``block_frames`` source frames and resamples with soxr's
+    streaming resampler, so memory does not grow with the recording's length and the concatenated
+    blocks equal a one-shot :func:`resample` of the whole decoded file. ``sr=None`` keeps the file's rate.
+
+    Format, rate and channels are known on construction; ``note`` (e.g. "truncated: ..."),
+    ``n_frames`` (source frames decoded) and ``n_samples`` (samples yielded) once iteration ends.
+    A file cut short keeps what decodes, with a note. Raises :class:`AudioError` on construction
+    (not audio, unreadable) or at the end of iteration (too short, silent, not finite).
+    """
+
+    def __init__(self, source: Path | str | bytes, *, sr: int | None = None, block_frames: int = _BLOCK_FRAMES) -> None:
+        if isinstance(source, bytes):
+            head = source[:_HEAD_BYTES]
+            self._source: Any = io.BytesIO(source)
+        else:
+            with _readable(), open(source, "rb") as f:
+                head = f.read(_HEAD_BYTES)
+            self._source = str(source)
+        if not head:
+            raise AudioError("empty file (0 bytes)")
+        fmt = sniff_format(head)
+        if fmt is None:
+            raise AudioError(
+                f"not a recognised audio file (starts with {_describe_head(head[:16])}); allowed: {_ALLOWED}"
+            )
+        self.format = fmt
+        try:
+            import soundfile as sf
+
+            with sf.SoundFile(self._source) as f:
+                self.declared_frames = int(f.frames)
+                self.orig_sample_rate = int(f.samplerate)
+                self.channels = int(f.channels)
+        except Exception as e:  # libsndfile reports corrupt data with several exception types
+            raise AudioError(f"corrupt or truncated {fmt.upper()}: {_one_line(e)}") from None
+        if self.orig_sample_rate <= 0:
+            raise AudioError(f"{fmt.upper()} declares an invalid sample rate ({self.orig_sample_rate} Hz)")
+        if fmt == "wav":  # libsndfile trims a data chunk longer than the file: compare with what the header claims
+            claimed = _wav_claimed_frames(head, self.channels)
+            if claimed and claimed > self.declared_frames:
+                self.declared_frames = claimed
+        self.sample_rate = int(sr) if sr else self.orig_sample_rate
+        self.block_frames = int(block_frames)
+        self.note = ""
+        self.n_frames = 0
+        self.n_samples = 0
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds of audio decoded (known once iteration ends)."""
+        return self.n_frames / self.orig_sample_rate
+
+    def __iter__(self) -> Iterator[np.ndarray]:
         import soundfile as sf
 
-        with sf.SoundFile(source) as f:
-            declared = f.frames
-            sr = int(f.samplerate)
-            channels = int(f.channels)
-            if mono:
-                parts = []
-                while True:
-                    block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
-                    if not len(block):
-                        break
-                    parts.append(to_mono(block))
-                y = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-            else:
-                y = f.read(dtype="float32", always_2d=True)
-    except AudioError:
-        raise
-    except Exception as e:  # libsndfile reports corrupt data with several exception types
-        raise AudioError(f"corrupt or truncated {fmt.upper()}: {_one_line(e)}") from None
-    if sr <= 0:
-        raise AudioError(f"{fmt.upper()} declares an invalid sample rate ({sr} Hz)")
-    n = y.shape[0]
-    note = ""
-    if declared > 0 and n < 0.98 * declared and declared < 2**62:
-        note = f"truncated: decoded {n / sr:.2f} s of {declared / sr:.2f} s"
-    if n < MIN_DURATION_S * sr:
-        raise AudioError(f"too short or truncated {fmt.upper()}: {n / sr:.3f} s of audio decoded")
-    if not np.all(np.isfinite(y)):
-        raise AudioError(f"corrupt {fmt.upper()}: decoded samples are not finite")
-    if float(np.max(np.abs(y))) < SILENCE_PEAK:
-        raise AudioError(f"silent: every sample is below {20 * np.log10(SILENCE_PEAK):.0f} dBFS")
-    return y, sr, fmt, note, channels
+        if isinstance(self._source, io.BytesIO):
+            self._source.seek(0)
+        fmt, orig_sr = self.format.upper(), self.orig_sample_rate
+        rs = None
+        if self.sample_rate != orig_sr:
+            import soxr
+
+            rs = soxr.ResampleStream(orig_sr, self.sample_rate, 1, dtype="float32", quality="HQ")
+        peak, self.n_frames, self.n_samples, stop_reason = 0.0, 0, 0, ""
+        try:
+            f = sf.SoundFile(self._source)
+        except Exception as e:
+            raise AudioError(f"corrupt or truncated {fmt}: {_one_line(e)}") from None
+        block_frames = self.block_frames
+        try:
+            while True:
+                try:
+                    block = f.read(block_frames, dtype="float32", always_2d=True)
+                except Exception as e:
+                    stop_reason = stop_reason or _one_line(e)  # the first error says what broke
+                    if block_frames > _SALVAGE_FRAMES:  # salvage the broken block's good start in small reads
+                        f.close()
+                        f = sf.SoundFile(self._source)
+                        f.seek(self.n_frames)
+                        block_frames = _SALVAGE_FRAMES
+                        continue
+                    if self.n_frames == 0:
+                        raise AudioError(f"corrupt or truncated {fmt}: {stop_reason}") from None
+                    break
+                if not len(block):
+                    break
+                y = to_mono(block)
+                if not np.all(np.isfinite(y)):
+                    raise AudioError(f"corrupt {fmt}: decoded samples are not finite")
+                peak = max(peak, float(np.max(np.abs(y))))
+                self.n_frames += len(y)
+                out = rs.resample_chunk(y, last=False) if rs is not None else y
+                if len(out):
+                    self.n_samples += len(out)
+                    yield out
+        finally:
+            f.close()
+        if rs is not None:
+            out = rs.resample_chunk(np.zeros(0, np.float32), last=True)
+            if len(out):
+                self.n_samples += len(out)
+                yield out
+        n, declared = self.n_frames, self.declared_frames
+        if declared > 0 and n < 0.98 * declared and declared < 2**62:
+            self.note = f"truncated: decoded {n / orig_sr:.2f} s of {declared / orig_sr:.2f} s"
+        elif stop_reason:
+            self.note = f"truncated: decoded {n / orig_sr:.2f} s"
+        if stop_reason:
+            self.note += f" ({stop_reason})"
+        if n < MIN_DURATION_S * orig_sr:
+            raise AudioError(f"too short or truncated {fmt}: {n / orig_sr:.3f} s of audio decoded")
+        if peak < SILENCE_PEAK:
+            raise AudioError(f"silent: every sample is below {20 * np.log10(SILENCE_PEAK):.0f} dBFS")
+
+
+_HEAD_BYTES = 1 << 16
+#: Frames per read once a block failed to decode: how much of a corrupt block is given up, at most.
+_SALVAGE_FRAMES = 4096
+
+
+def _wav_claimed_frames(head: bytes, channels: int) -> int:
+    """Frames a RIFF/WAVE header's ``data`` chunk claims (0 when unknown: RF64, no data chunk in ``head``)."""
+    if head[:4] != b"RIFF" or len(head) < 12:
+        return 0
+    pos, block_align = 12, 0
+    while pos + 8 <= len(head):
+        cid, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if cid == b"fmt " and pos + 22 <= len(head):
+            block_align = int.from_bytes(head[pos + 20 : pos + 22], "little")
+        if cid == b"data":
+            if size in (0, 0xFFFFFFFF) or block_align <= 0:
+                return 0
+            return size // block_align
+        pos += 8 + size + (size & 1)
+    return 0
+
+
+def _collect(stream: MonoStream) -> np.ndarray:
+    parts = list(stream)
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
 def file_sha1(path: Path | str) -> tuple[str, int]:
@@ -177,34 +287,37 @@ def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
 
 
 def load(path: Path | str, *, sr: int) -> tuple[np.ndarray, AudioInfo]:
-    """Read, decode, mix to mono and resample one file.
+    """Read, decode, mix to mono and resample one file (block by block; see :class:`MonoStream`).
 
     Returns
     -------
     y : float32 [n_samples] at ``sr`` Hz
     info : :class:`AudioInfo` (original rate, channels, format, sha1 and size of the file's bytes)
     """
-    y_orig, orig_sr, fmt, note, channels = decode_mono(path)
+    stream = MonoStream(path, sr=sr)
+    y = _collect(stream)
     sha1, size = file_sha1(path)
-    y = resample(y_orig, orig_sr=orig_sr, target_sr=sr)
-    info = AudioInfo(fmt, orig_sr, channels, len(y_orig) / orig_sr, sha1, size, note)
+    info = AudioInfo(
+        stream.format, stream.orig_sample_rate, stream.channels, stream.duration_s, sha1, size, stream.note
+    )
     return y, info
 
 
 def load_bytes(data: bytes, *, sr: int) -> tuple[np.ndarray, AudioInfo]:
     """:func:`load` for bytes already in memory."""
+    if len(data) == 0:
+        raise AudioError("empty file (0 bytes)")
     sha1 = hashlib.sha1(data).hexdigest()
-    y2, orig_sr, fmt, note = decode(data)
-    channels = int(y2.shape[1])
-    y = resample(to_mono(y2), orig_sr=orig_sr, target_sr=sr)
+    stream = MonoStream(data, sr=sr)
+    y = _collect(stream)
     info = AudioInfo(
-        format=fmt,
-        orig_sample_rate=orig_sr,
-        channels=channels,
-        duration_s=y2.shape[0] / orig_sr,
+        format=stream.format,
+        orig_sample_rate=stream.orig_sample_rate,
+        channels=stream.channels,
+        duration_s=stream.duration_s,
         sha1=sha1,
         size_bytes=len(data),
-        note=note,
+        note=stream.note,
     )
     return y, info
 

@@ -7,6 +7,7 @@ recording. Every clip is ``clip_s`` long; a recording shorter than a clip gives 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,25 +126,33 @@ def detect_events(y: np.ndarray, *, sr: int, cfg: BuildConfig) -> list[tuple[flo
     snr_db, excess, f, frame_s = _frame_snr(y, sr=sr, cfg=cfg)
     if excess.size == 0:
         return []
+    runs = event_runs(snr_db, frame_s=frame_s, cfg=cfg)
+    return events_of_runs(runs, snr_db, [excess[:, a:b].mean(axis=1) for a, b in runs], f, frame_s)
+
+
+def event_runs(snr_db: np.ndarray, *, frame_s: float, cfg: BuildConfig) -> list[tuple[int, int]]:
+    """Frame runs ``[a, b)`` above the recording's threshold, merged across short gaps, long enough to keep."""
     active = snr_db > adaptive_threshold_db(snr_db, threshold_db=cfg.event_threshold_db)
-    runs = _runs(active)
     gap = int(round(cfg.event_gap_s / frame_s))
     merged: list[list[int]] = []
-    for a, b in runs:
+    for a, b in _runs(active):
         if merged and a - merged[-1][1] <= gap:
             merged[-1][1] = b
         else:
             merged.append([a, b])
+    return [(a, b) for a, b in merged if b * frame_s - a * frame_s >= cfg.event_min_s]
+
+
+def events_of_runs(
+    runs: list[tuple[int, int]], snr_db: np.ndarray, profiles: list[np.ndarray], f: np.ndarray, frame_s: float
+) -> list[tuple[float, float, float, float, float]]:
+    """Events ``(t0_s, t1_s, fmin_hz, fmax_hz, snr_db)`` from runs and each run's mean above-noise spectrum."""
     events = []
-    for a, b in merged:
-        t0, t1 = a * frame_s, b * frame_s
-        if t1 - t0 < cfg.event_min_s:
-            continue
-        profile = excess[:, a:b].mean(axis=1)
+    for (a, b), profile in zip(runs, profiles, strict=True):
         f_lo, f_hi = _band_around_peak(profile, f)
         if f_lo is None:
             continue
-        events.append((t0, t1, f_lo, f_hi, float(snr_db[a:b].max())))
+        events.append((a * frame_s, b * frame_s, f_lo, f_hi, float(snr_db[a:b].max())))
     return events
 
 
@@ -166,16 +175,33 @@ def strongest_windows(y: np.ndarray, *, sr: int, cfg: BuildConfig, n: int = FALL
     """The ``n`` fixed windows (``clip_s`` long, ``hop_s`` apart) with the most band energy above the
     noise floor, in time order, each with the band around its energy peak: what a recording with no
     event above the threshold gives (as scatter-sounds takes the window at the maximum)."""
-    duration_s = len(y) / sr
+    _snr_db, excess, f, frame_s = _frame_snr(y, sr=sr, cfg=cfg)
+    per_frame = excess.sum(axis=0) if excess.size else np.zeros(0)
+    keep, frames = strongest_frames(per_frame, duration_s=len(y) / sr, frame_s=frame_s, cfg=cfg, n=n)
+    profiles = [excess[:, a:b].mean(axis=1) if excess.size else np.zeros(0) for a, b in frames]
+    return windows_with_bands(keep, profiles, f, duration_s=len(y) / sr, cfg=cfg)
+
+
+def strongest_frames(
+    per_frame: np.ndarray, *, duration_s: float, frame_s: float, cfg: BuildConfig, n: int
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Which fixed windows :func:`strongest_windows` keeps (indices, in time order) and their frame ranges,
+    from each frame's summed above-noise energy ``per_frame``."""
     starts = fixed_windows(duration_s, clip_s=cfg.clip_s, hop_s=cfg.hop_s)
-    snr_db, excess, f, frame_s = _frame_snr(y, sr=sr, cfg=cfg)
     frames = [(int(s / frame_s), max(int(s / frame_s) + 1, int((s + cfg.clip_s) / frame_s))) for s in starts]
-    energy = np.array([excess[:, a:b].sum() if excess.size else 0.0 for a, b in frames])
+    energy = np.array([per_frame[a:b].sum() for a, b in frames])
     keep = np.sort(np.argsort(-energy, kind="stable")[: max(1, n)])
+    return keep, [frames[i] for i in keep]
+
+
+def windows_with_bands(
+    keep: np.ndarray, profiles: list[np.ndarray], f: np.ndarray, *, duration_s: float, cfg: BuildConfig
+) -> ClipTimes:
+    """The kept fixed windows as clips, each with the band around its mean above-noise spectrum's peak."""
+    starts = fixed_windows(duration_s, clip_s=cfg.clip_s, hop_s=cfg.hop_s)
     f0, f1 = [], []
-    for i in keep:
-        a, b = frames[i]
-        lo, hi = _band_around_peak(excess[:, a:b].mean(axis=1), f) if excess.size else (None, 0.0)
+    for profile in profiles:
+        lo, hi = _band_around_peak(profile, f) if profile.size else (None, 0.0)
         f0.append(cfg.fmin if lo is None else lo)
         f1.append(cfg.fmax if lo is None or hi <= lo else hi)
     st = starts[keep]
@@ -186,8 +212,20 @@ def event_clips(y: np.ndarray, *, sr: int, cfg: BuildConfig) -> ClipTimes:
     """Clips of ``clip_s`` centred on detected events (long events get several clips ``hop_s`` apart).
 
     A recording is never left without clips: with no event it gets its :func:`strongest_windows`."""
-    duration_s = len(y) / sr
-    events = detect_events(y, sr=sr, cfg=cfg)
+    return clips_of_events(
+        detect_events(y, sr=sr, cfg=cfg), duration_s=len(y) / sr, cfg=cfg,
+        fallback=lambda n: strongest_windows(y, sr=sr, cfg=cfg, n=n),
+    )  # fmt: skip
+
+
+def clips_of_events(
+    events: list[tuple[float, float, float, float, float]],
+    *,
+    duration_s: float,
+    cfg: BuildConfig,
+    fallback: Callable[[int], ClipTimes],
+) -> ClipTimes:
+    """Clip times for ``events`` (see :func:`event_clips`); ``fallback(n)`` gives the clips when there are none."""
     if cfg.max_per_recording and len(events) > cfg.max_per_recording:
         loudest = sorted(range(len(events)), key=lambda i: -events[i][4])[: cfg.max_per_recording]
         events = [events[i] for i in sorted(loudest)]
@@ -204,7 +242,7 @@ def event_clips(y: np.ndarray, *, sr: int, cfg: BuildConfig) -> ClipTimes:
             rows.append((round(start, 6), f0, f1))
     if not rows:
         n = min(FALLBACK_WINDOWS, cfg.max_per_recording) if cfg.max_per_recording else FALLBACK_WINDOWS
-        return strongest_windows(y, sr=sr, cfg=cfg, n=n)
+        return fallback(n)
     starts = np.array([r[0] for r in rows])
     return ClipTimes(
         start_s=starts,
@@ -237,3 +275,88 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     m = np.concatenate([[False], mask, [False]]).astype(np.int8)
     d = np.diff(m)
     return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist(), strict=True))
+
+
+#: Clips handed to ``emit`` at a time by :func:`cut_stream`.
+STREAM_BATCH = 64
+
+
+def cut_stream(
+    blocks: Iterable[np.ndarray],
+    *,
+    sr: int,
+    cfg: BuildConfig,
+    emit: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
+    starts_s: np.ndarray | None = None,
+) -> ClipTimes:
+    """Cut fixed-length clips from a recording that arrives as mono float32 blocks at ``sr`` Hz.
+
+    ``starts_s`` (sorted) names the clips; ``None`` means fixed windows (``cfg.clip_s``, ``cfg.hop_s``),
+    decided as the audio arrives and equal to :func:`fixed_clips` of the whole recording. Only about
+    one block and one clip of audio is held at a time. ``emit(start_s [k], clips float32 [k, clip_samples],
+    lengths int64 [k])`` receives batches in time order; each clip is zero-padded past the end, as
+    :func:`cut` does, and ``lengths`` counts its real samples (at least 1). Returns the clips' times.
+    """
+    n = cfg.clip_samples
+    eps = 1e-9
+    known = starts_s is not None
+    want = np.asarray(starts_s if known else np.zeros(0), dtype=np.float64)
+    buf, buf0, total, k = np.zeros(0, np.float32), 0, 0, 0
+    done: list[float] = []
+    batch: list[tuple[float, np.ndarray, int]] = []
+
+    def flush() -> None:
+        if batch:
+            emit(
+                np.array([b[0] for b in batch]),
+                np.stack([b[1] for b in batch]),
+                np.array([b[2] for b in batch], np.int64),
+            )
+            batch.clear()
+
+    def take(start_s: float) -> None:
+        a = int(round(start_s * sr))
+        seg = buf[max(0, a - buf0) : max(0, a - buf0 + n)]
+        clip = np.zeros(n, np.float32)
+        clip[: len(seg)] = seg
+        batch.append((start_s, clip, max(1, min(n, total - a))))
+        done.append(start_s)
+        if len(batch) >= STREAM_BATCH:
+            flush()
+
+    def regular(i: int) -> float:
+        return float(np.round(np.float64(i) * cfg.hop_s, 6))
+
+    for block in blocks:
+        buf = np.concatenate([buf, np.asarray(block, np.float32)])
+        total += len(block)
+        if known:
+            while k < len(want) and int(round(want[k] * sr)) + n <= total:
+                take(float(want[k]))
+                k += 1
+            next_a = int(round(want[k] * sr)) if k < len(want) else total
+        else:
+            dur = total / sr
+            n_ok = int(np.floor((dur - cfg.clip_s) / cfg.hop_s + eps)) + 1 if dur > cfg.clip_s + eps else 0
+            while k < n_ok and int(round(regular(k) * sr)) + n <= total:
+                take(regular(k))
+                k += 1
+            # the tail window (ending at the recording's end) may start up to one clip before the end
+            next_a = min(int(round(regular(k) * sr)), total - n - 2)
+        keep_from = max(buf0, min(next_a, total))  # never past what has arrived
+        if keep_from > buf0:
+            buf = buf[keep_from - buf0 :].copy()
+            buf0 = keep_from
+    if known:
+        rest = want[k:]
+    else:
+        final = fixed_windows(total / sr, clip_s=cfg.clip_s, hop_s=cfg.hop_s)
+        if not np.array_equal(final[:k], np.array(done)):
+            raise AssertionError("streamed fixed windows disagree with the whole recording's")  # a bug, not bad input
+        rest = final[k:]
+    for s in rest:
+        take(float(s))
+    flush()
+    st = np.array(done, np.float64)
+    m = len(st)
+    return ClipTimes(st, st + cfg.clip_s, np.full(m, cfg.fmin, np.float32), np.full(m, cfg.fmax, np.float32))

@@ -5,11 +5,13 @@ A collection is a folder::
     COLLECTION/
       manifest.json                 written last; schema_version, tool_version, config, sources, counts, stages
       recordings.parquet            one row per usable recording (recording_id, path, sha1, metadata, credits)
-      clips.parquet                 one row per clip, row i has clip_id == i (see CLIP_COLUMNS)
+      clips/part_000000000.parquet  the clip table, one part per build named by its first clip id; row i has
+                                    clip_id == i (see CLIP_COLUMNS); older collections: one clips.parquet
       skipped.csv                   path, reason: files that could not be used
-      spectrograms.npy              uint8 [n_clips, n_mels, n_frames]: log-mel, 0 = -top_db dB, 255 = 0 dB (max)
+      spectrograms.npy              uint8 [n_clips, n_mels, n_frames]: log-mel, 0 = -top_db dB, 255 = 0 dB (max);
+                                    grows in place (preprocess/npy_append.py)
       sprites/sheet_00000.jpg       spectrogram tiles, row-major cells of tile_w x tile_h px, high freqs on top
-      audio/sprite_00000.flac       clips joined with fades and gaps; offsets in clips.parquet
+      audio/sprite_00000.flac       clips joined with fades and gaps; offsets in the clip table
       features/NAME/features.npy    float32 [n_clips, D], row i = clip_id i
       features/NAME/meta.json       extractor, params, model, version, time_s
       features/NAME/species.parquet (birdnet) clip_id, species_1..k, score_1..k
@@ -54,7 +56,10 @@ from .schema import (  # noqa: F401  (re-exported: older callers import the name
     AUDIO_DIR,
     AUDIO_SPRITE_PATTERN,
     CLIP_COLUMNS,
+    CLIP_PART_GLOB,
+    CLIP_PART_PATTERN,
     CLIPS,
+    CLIPS_DIR,
     DIMS_PATTERN,
     EVALUATION,
     FEATURES_DIR,
@@ -105,6 +110,7 @@ from .schema import (  # noqa: F401  (re-exported: older callers import the name
     WORK_DIR,
     WORK_PATTERN,
     WORK_SKIP_SUFFIX,
+    WORK_SPECS_SUFFIX,
 )
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
@@ -152,7 +158,11 @@ class Collection:
 
     @property
     def clips_path(self) -> Path:
-        return self.root / CLIPS
+        """Where the clip table lives: the parts folder ``clips/``, or ``clips.parquet`` of an older collection.
+
+        Its stat changes whenever the table does (a part added or removed changes the folder's mtime)."""
+        d = self.root / CLIPS_DIR
+        return d if d.is_dir() or not (self.root / CLIPS).is_file() else self.root / CLIPS
 
     @property
     def skipped_path(self) -> Path:
@@ -305,10 +315,21 @@ class Collection:
             raise CollectionError(f"corrupt manifest {self.manifest_path}: {e}") from None
 
     def clips(self) -> Any:
-        """The clip table as a pandas DataFrame (row i has clip_id i)."""
+        """The clip table as a pandas DataFrame (row i has clip_id i): its parts in order, or the older single file.
+
+        Parts past the manifest's clip count (a killed build's) are left out."""
         import pandas as pd
 
-        return pd.read_parquet(self.clips_path)
+        parts = self.clip_parts()
+        if not parts:
+            if not (self.root / CLIPS).is_file():
+                raise CollectionError(f"{self.root} has no clip table: build it first")
+            return pd.read_parquet(self.root / CLIPS)
+        n = self._committed_clips()
+        if n is not None:
+            parts = [(first, p) for first, p in parts if first < n] or parts[:1]
+        frames = [pd.read_parquet(p) for _first, p in parts]
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
     def recordings(self) -> Any:
         """The recording table as a pandas DataFrame."""
@@ -321,6 +342,69 @@ class Collection:
         if not self.spectrograms_path.is_file():
             raise CollectionError(f"{self.root} has no spectrograms: build it first")
         return np.load(self.spectrograms_path, mmap_mode="r")
+
+    def clip_part_path(self, first_clip_id: int) -> Path:
+        """The clip table's part whose first row is clip ``first_clip_id``."""
+        return self.root / CLIPS_DIR / CLIP_PART_PATTERN.format(int(first_clip_id))
+
+    def clip_parts(self) -> list[tuple[int, Path]]:
+        """``(first clip id, path)`` of the clip table's parts, in order (empty for a single-file table)."""
+        d = self.root / CLIPS_DIR
+        if not d.is_dir():
+            return []
+        return sorted((int(p.stem.split("_")[1]), p) for p in d.glob(CLIP_PART_GLOB))
+
+    def clip_rows(self) -> int:
+        """Rows of the clip table on disk (parts included, killed builds' too), from Parquet footers only."""
+        import pyarrow.parquet as pq
+
+        parts = self.clip_parts()
+        if parts:
+            return sum(pq.read_metadata(p).num_rows for _f, p in parts)
+        legacy = self.root / CLIPS
+        return pq.read_metadata(legacy).num_rows if legacy.is_file() else 0
+
+    def append_clips(self, frame: Any, *, n_keep: int) -> None:
+        """Keep the first ``n_keep`` clips and add ``frame`` (clip ids ``n_keep, n_keep + 1, ...``) as a new part.
+
+        Writes only the new rows: parts from ``n_keep`` on (a killed build's) are removed first; an older
+        single-file table is moved into part 0 once (its rows up to ``n_keep``).
+        """
+        import pandas as pd
+
+        legacy = self.root / CLIPS
+        if legacy.is_file() and not self.clip_parts():
+            if n_keep:
+                write_table_atomic(self.clip_part_path(0), pd.read_parquet(legacy).iloc[:n_keep])
+            else:
+                (self.root / CLIPS_DIR).mkdir(parents=True, exist_ok=True)
+        for first, p in self.clip_parts():
+            if first >= n_keep:
+                p.unlink()
+        if len(frame):
+            write_table_atomic(self.clip_part_path(n_keep), frame)
+        legacy.unlink(missing_ok=True)
+
+    def append_spectrograms(self, blocks: Any, *, n_keep: int, row_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Keep the first ``n_keep`` spectrograms and append ``blocks`` (uint8 [k, *row_shape]) in place.
+
+        Writes only the new rows (see :mod:`preprocess.npy_append`); a new file is streamed and renamed.
+        Returns the file's shape."""
+        from .npy_append import NpyWriter, append_rows
+
+        path = self.spectrograms_path
+        if n_keep and path.is_file():
+            return append_rows(path, blocks, n_keep=n_keep)
+        with NpyWriter(path, row_shape=row_shape, dtype=np.uint8) as w:
+            for b in blocks:
+                w.write(b)
+        return (w.n_rows, *row_shape)
+
+    def _committed_clips(self) -> int | None:
+        try:
+            return int(json.loads(self.manifest_path.read_text())["counts"]["clips"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def n_clips(self) -> int:
         return int(self.manifest().get("counts", {}).get("clips", 0))
@@ -468,3 +552,8 @@ def work_audio_path(work_file: Path | str) -> Path:
 def work_skip_path(work_file: Path | str) -> Path:
     """Why a recording was skipped, saved beside where its work file would be."""
     return Path(work_file).with_suffix(WORK_SKIP_SUFFIX)
+
+
+def work_specs_path(work_file: Path | str) -> Path:
+    """The clips' spectrograms (uint8 [n_clips, n_mels, n_frames]) saved beside a recording's work file."""
+    return Path(work_file).with_suffix(WORK_SPECS_SUFFIX)

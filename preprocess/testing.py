@@ -119,7 +119,7 @@ class CollectionWriter:
         return frame
 
     def clips(self, frame: Any, *, complete: bool = True) -> Any:
-        """clips.parquet (row i must have clip_id i), cast to the schema dtypes; see :func:`clip_table`.
+        """The clip table (one part; row i must have clip_id i), cast to the schema dtypes; see :func:`clip_table`.
 
         ``complete`` adds missing layout columns: every clip on sheet 0 at cell clip_id, audio sprite 0
         at offset 0 with length 0; the times and ids must be given.
@@ -146,7 +146,7 @@ class CollectionWriter:
         frame = frame.astype({k: v for k, v in CLIP_DTYPES.items() if k in frame.columns})
         if not np.array_equal(frame["clip_id"].to_numpy(), np.arange(len(frame))):
             raise ValueError("clip_id must equal the row index")
-        write_table_atomic(self.coll.clips_path, frame)
+        self.coll.append_clips(frame, n_keep=0)
         self._counts["clips"] = len(frame)
         self._counts["sheets"] = int(frame["sheet"].max()) + 1 if len(frame) else 0
         self._counts["audio_sprites"] = int(frame["audio_sprite"].max()) + 1 if len(frame) else 0

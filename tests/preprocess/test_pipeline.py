@@ -128,13 +128,13 @@ def test_fixed_labels_csv_updates_labels_without_rebuilding(demo_collection_path
     coll = copy_collection(demo_collection_path)
     fixed = tmp_path / "labels.csv"
     fixed.write_text((DEMO / "labels.csv").read_text().replace(",Junco hyemalis,", ",Junco (relabelled),"))
-    clips_before = (coll / "clips.parquet").read_bytes()
+    clips_before = Collection(coll).clip_part_path(0).read_bytes()
     assert cli.main(["build", str(DEMO), "--labels", str(fixed), "--out", str(coll), "--no-features"]) == 0
     out = capsys.readouterr().out
     assert "nothing to do" in out and "updated the labels/metadata of 5 recordings" in out
     recs = Collection.open(coll).recordings()
     assert (recs.label == "Junco (relabelled)").sum() == 5
-    assert (coll / "clips.parquet").read_bytes() == clips_before
+    assert Collection(coll).clip_part_path(0).read_bytes() == clips_before
 
 
 def test_info_prints_summary_and_credits(demo_collection_path, capsys):
