@@ -428,3 +428,15 @@ def work_audio_path(work_file: Path | str) -> Path:
 def work_skip_path(work_file: Path | str) -> Path:
     """Why a recording was skipped, saved beside where its work file would be."""
     return Path(work_file).with_suffix(WORK_SKIP_SUFFIX)
+
+
+# --- ingest rollback and small maps (#14 item 8) -------------------------------------------------------------------
+#: Files a build, feature pass or placement never writes (the user's labels, originals, scratch, caches): a rollback
+#: snapshot leaves them alone.
+BUILD_UNTOUCHED = (LABELS_DB, f"{LABELS_DB}-wal", f"{LABELS_DB}-shm", f"{LABELS_DB}-journal", SOURCES_DIR, WORK_DIR,
+                   RECORDING_TILES_DIR)  # fmt: skip
+
+
+def ingest_snapshot_dir(collections_root: Path | str, name: str) -> Path:
+    """Hard links of collection ``name``'s built files taken before an ingest's build (removed when it settles)."""
+    return uploads_root(collections_root) / "rollback" / name
