@@ -136,7 +136,8 @@ def ingest(
         Collection.open(root)  # NotFoundError when missing
     audio = sorted((f for f in batch.files if f.kind == "audio"), key=lambda f: str(f.rel_path).lower())
     meta_files = [f for f in batch.files if f.kind == "metadata"]
-    result = IngestResult(collection=name, created=create, refused=list(refused or []) + list(batch.refused))
+    result = IngestResult(collection=name, created=create, refused=list(batch.refused))
+    refusals = [(str(nm), str(r)) for nm, r in [*(refused or []), *batch.refused]]
     if not audio:
         raise ParameterError("no audio files to add" + (f" ({_refusals(batch.refused)})" if batch.refused else ""))
 
@@ -188,8 +189,8 @@ def ingest(
             for o, (_staged, rel) in zip(outcomes, placed, strict=True):
                 if o.status != "ok":
                     (sources / rel).unlink(missing_ok=True)
-            if Collection(root).exists() and (keep_skipped or result.refused):
-                append_skipped(Collection(root), keep_skipped + [(str(nm), str(r)) for nm, r in result.refused])
+            if Collection(root).exists() and (keep_skipped or refusals):
+                append_skipped(Collection(root), keep_skipped + refusals)
             for o in outcomes:
                 _emit(result, o, on_file)
         finally:

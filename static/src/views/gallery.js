@@ -40,6 +40,7 @@ export function initGallery(root) {
       el('span', { class: 'sw', style: { background: klass ? klass.color || '#888' : 'transparent' } }),
       el('b', { id: 'gallery-title' }, f.label),
       el('span', { class: 'muted' }, ` · ${fmtInt(order.length)} clip${order.length === 1 ? '' : 's'}${order.length > 1 ? ', typical first' : ''}`),
+      f.fullOrder && f.fullOrder.length !== order.length ? el('span', { class: 'muted', id: 'gallery-filtered' }, ` (filters hide ${fmtInt(f.fullOrder.length - order.length)} of ${fmtInt(f.fullOrder.length)})`) : null,
       el('span', { class: 'spacer' }),
       order.length ? play : null,
       zoom,
