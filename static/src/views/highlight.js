@@ -45,6 +45,9 @@ export function highlightClips(ids) {
   hl.els = hl.ids.map(() => el('div', { class: 'new-ring' }));
   root.append(...hl.els);
   place();
+  // the map fits its new points on its next frame(s): place the rings again once it has
+  requestAnimationFrame(() => requestAnimationFrame(place));
+  setTimeout(place, 400);
   hl.timer = setTimeout(() => {
     root.classList.add('fading');
     hl.timer = setTimeout(() => {
