@@ -168,6 +168,7 @@ def ingest(
             outcomes = _outcomes(root, placed, res, n)
             ok = [o for o in outcomes if o.status == "ok"]
             try:
+                check_cancel(should_cancel)  # cancelled during the build's last steps: undo it at once
                 if ok:
                     coll = Collection.open(root)
                     if create:
