@@ -71,7 +71,9 @@ def js(page, expr: str):
 
 
 def until(page, expr: str, timeout_ms: int = 30_000) -> None:
-    page.wait_for_function(f"(() => {{ const h = window.__sonomap; return {expr}; }})()", polling=50, timeout=timeout_ms)
+    page.wait_for_function(
+        f"(() => {{ const h = window.__sonomap; return {expr}; }})()", polling=50, timeout=timeout_ms
+    )
 
 
 def test_cluster_names_sit_at_their_clusters_centres(apage):
@@ -89,7 +91,10 @@ def test_cluster_names_sit_at_their_clusters_centres(apage):
         cx, cy = js(apage, f"h.pointToScreen({lb['clip']})")
         assert abs(lb["x"] - cx) < 2 and abs(lb["y"] - cy) < 2
         pts = np.array([p for p in (js(apage, f"h.pointToScreen({int(i)})") for i in members) if p])
-        assert pts[:, 0].min() - 1 <= lb["x"] <= pts[:, 0].max() + 1 and pts[:, 1].min() - 1 <= lb["y"] <= pts[:, 1].max() + 1
+        assert (
+            pts[:, 0].min() - 1 <= lb["x"] <= pts[:, 0].max() + 1
+            and pts[:, 1].min() - 1 <= lb["y"] <= pts[:, 1].max() + 1
+        )
         top = (info[k].get("top_labels") or info[k].get("top_species") or [[None]])[0][0]
         assert lb["text"].rstrip("…") in (top or f"Cluster {k}")
     # decluttered: no two names overlap
