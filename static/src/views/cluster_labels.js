@@ -89,11 +89,14 @@ export function initClusterLabels(wrap) {
       const y = m.yScale(state.ny[p.centre]);
       if (x < 0 || y < 0 || x > W || y > H) continue;
       const w = 7 * p.text.length + 14; // a generous estimate of the pill's width at 12 px
-      const box = [x - w / 2, y - 10, x + w / 2, y + 10];
+      // kept whole inside the map: near an edge the pill slides along it (its centre clip stays under it)
+      const lx = Math.max(w / 2 + 2, Math.min(W - w / 2 - 2, x));
+      const ly = Math.max(12, Math.min(H - 12, y));
+      const box = [lx - w / 2, ly - 10, lx + w / 2, ly + 10];
       if (taken.some((t) => box[0] < t[2] && box[2] > t[0] && box[1] < t[3] && box[3] > t[1])) continue;
       taken.push(box);
       const label = el('div', { class: 'cluster-label', 'data-cluster': String(p.id), 'data-clip': String(p.centre), title: `${p.text} · cluster ${p.id}, ${p.size} clips` }, p.text);
-      label.style.transform = `translate(${x}px, ${y}px) translate(-50%, -50%)`;
+      label.style.transform = `translate(${lx}px, ${ly}px) translate(-50%, -50%)`;
       layer.append(label);
       shown++;
     }
