@@ -14,7 +14,9 @@ import sys
 from . import __version__
 from .errors import SonomapError
 
-COMMANDS = ("build", "info", "features", "reduce", "evaluate", "export", "import_labels")
+COMMANDS = (
+    "build", "info", "features", "reduce", "evaluate", "export", "import_labels", "refine", "similar", "classify",
+)  # fmt: skip
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -65,29 +65,30 @@ def fixed_clips(duration_s: float, cfg: BuildConfig) -> ClipTimes:
     )
 
 
-def detect_events(y: np.ndarray, *, sr: int, cfg: BuildConfig) -> list[tuple[float, float, float, float, float]]:
-    """Find calls: band-limited (fmin..fmax) energy above the recording's noise floor.
+#: Lowest adaptive threshold in dB: stationary noise alone reaches about -3 dB on this scale.
+MIN_EVENT_THRESHOLD_DB = 3.0
+#: Clips kept from a recording where nothing rises above the threshold: its strongest windows.
+FALLBACK_WINDOWS = 3
 
-    As in bambird / scikit-maad: a power spectrogram, the noise floor as each frequency bin's median
-    over time, then frames whose summed above-noise energy exceeds ``event_threshold_db`` over the
-    floor. Runs closer than ``event_gap_s`` merge; runs shorter than ``event_min_s`` are dropped.
 
-    Returns ``[(t0_s, t1_s, fmin_hz, fmax_hz, snr_db), …]`` sorted by time.
-    """
+def _frame_snr(y: np.ndarray, *, sr: int, cfg: BuildConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Band-limited frame SNR: ``(snr_db [n_frames], excess [n_bins, n_frames], bin_hz [n_bins], frame_s)``."""
     import torch
 
     n_fft, hop = cfg.n_fft, cfg.hop_length
     if len(y) < n_fft:
         y = np.pad(y, (0, n_fft - len(y)))
     window = torch.hann_window(n_fft)
-    spec = torch.stft(torch.from_numpy(y), n_fft, hop, window=window, center=True, return_complex=True)
+    spec = torch.stft(
+        torch.from_numpy(np.ascontiguousarray(y)), n_fft, hop, window=window, center=True, return_complex=True
+    )
     power = (spec.real**2 + spec.imag**2).numpy().astype(np.float64)  # [freq, time]
     freqs = np.fft.rfftfreq(n_fft, 1 / sr)
     band = (freqs >= cfg.fmin) & (freqs <= cfg.fmax)
     p = power[band]
     f = freqs[band]
     if p.size == 0:
-        return []
+        return np.zeros(power.shape[1]), p, f, hop / sr
     noise = np.median(p, axis=1, keepdims=True) + 1e-12
     excess = np.maximum(p - noise, 0.0)
     # frame SNR: energy above the floor relative to the floor's total energy in the band
@@ -96,9 +97,36 @@ def detect_events(y: np.ndarray, *, sr: int, cfg: BuildConfig) -> list[tuple[flo
     k = max(1, int(round(0.02 * sr / hop)))
     if k > 1:
         snr_db = np.convolve(snr_db, np.ones(k) / k, mode="same")
-    active = snr_db > cfg.event_threshold_db
+    return snr_db, excess, f, hop / sr
+
+
+def adaptive_threshold_db(snr_db: np.ndarray, *, threshold_db: float) -> float:
+    """The recording's threshold in dB: ``threshold_db``, lowered towards the recording's own noise
+    statistics (median + 4 robust standard deviations of the frame SNR, at least
+    :data:`MIN_EVENT_THRESHOLD_DB`) where its noise is steady, so a call in a noisy but steady
+    recording still counts. Never above ``threshold_db``."""
+    if snr_db.size == 0:
+        return float(threshold_db)
+    med = float(np.median(snr_db))
+    mad = float(np.median(np.abs(snr_db - med))) * 1.4826
+    return float(min(threshold_db, max(MIN_EVENT_THRESHOLD_DB, med + 4.0 * mad)))
+
+
+def detect_events(y: np.ndarray, *, sr: int, cfg: BuildConfig) -> list[tuple[float, float, float, float, float]]:
+    """Find calls: band-limited (fmin..fmax) energy above the recording's noise floor.
+
+    As in bambird / scikit-maad: a power spectrogram, the noise floor as each frequency bin's median
+    over time, then frames whose summed above-noise energy exceeds the recording's threshold
+    (:func:`adaptive_threshold_db`: ``event_threshold_db`` or lower where the noise is steady). Runs
+    closer than ``event_gap_s`` merge; runs shorter than ``event_min_s`` are dropped.
+
+    Returns ``[(t0_s, t1_s, fmin_hz, fmax_hz, snr_db), …]`` sorted by time.
+    """
+    snr_db, excess, f, frame_s = _frame_snr(y, sr=sr, cfg=cfg)
+    if excess.size == 0:
+        return []
+    active = snr_db > adaptive_threshold_db(snr_db, threshold_db=cfg.event_threshold_db)
     runs = _runs(active)
-    frame_s = hop / sr
     gap = int(round(cfg.event_gap_s / frame_s))
     merged: list[list[int]] = []
     for a, b in runs:
@@ -112,23 +140,52 @@ def detect_events(y: np.ndarray, *, sr: int, cfg: BuildConfig) -> list[tuple[flo
         if t1 - t0 < cfg.event_min_s:
             continue
         profile = excess[:, a:b].mean(axis=1)
-        peak = float(profile.max())
-        if peak <= 0:
+        f_lo, f_hi = _band_around_peak(profile, f)
+        if f_lo is None:
             continue
-        # frequency extent: contiguous bins around the peak within 20 dB of it
-        i = int(profile.argmax())
-        on = profile >= peak * 0.01
-        lo, hi = i, i
-        while lo > 0 and on[lo - 1]:
-            lo -= 1
-        while hi < len(on) - 1 and on[hi + 1]:
-            hi += 1
-        events.append((t0, t1, float(f[lo]), float(f[hi]), float(snr_db[a:b].max())))
+        events.append((t0, t1, f_lo, f_hi, float(snr_db[a:b].max())))
     return events
 
 
+def _band_around_peak(profile: np.ndarray, f: np.ndarray) -> tuple[float | None, float]:
+    """Contiguous bins around the profile's peak within 20 dB of it, as ``(f_lo_hz, f_hi_hz)``."""
+    peak = float(profile.max()) if profile.size else 0.0
+    if peak <= 0:
+        return None, 0.0
+    i = int(profile.argmax())
+    on = profile >= peak * 0.01
+    lo, hi = i, i
+    while lo > 0 and on[lo - 1]:
+        lo -= 1
+    while hi < len(on) - 1 and on[hi + 1]:
+        hi += 1
+    return float(f[lo]), float(f[hi])
+
+
+def strongest_windows(y: np.ndarray, *, sr: int, cfg: BuildConfig, n: int = FALLBACK_WINDOWS) -> ClipTimes:
+    """The ``n`` fixed windows (``clip_s`` long, ``hop_s`` apart) with the most band energy above the
+    noise floor, in time order, each with the band around its energy peak: what a recording with no
+    event above the threshold gives (as scatter-sounds takes the window at the maximum)."""
+    duration_s = len(y) / sr
+    starts = fixed_windows(duration_s, clip_s=cfg.clip_s, hop_s=cfg.hop_s)
+    snr_db, excess, f, frame_s = _frame_snr(y, sr=sr, cfg=cfg)
+    frames = [(int(s / frame_s), max(int(s / frame_s) + 1, int((s + cfg.clip_s) / frame_s))) for s in starts]
+    energy = np.array([excess[:, a:b].sum() if excess.size else 0.0 for a, b in frames])
+    keep = np.sort(np.argsort(-energy, kind="stable")[: max(1, n)])
+    f0, f1 = [], []
+    for i in keep:
+        a, b = frames[i]
+        lo, hi = _band_around_peak(excess[:, a:b].mean(axis=1), f) if excess.size else (None, 0.0)
+        f0.append(cfg.fmin if lo is None else lo)
+        f1.append(cfg.fmax if lo is None or hi <= lo else hi)
+    st = starts[keep]
+    return ClipTimes(st, st + cfg.clip_s, np.array(f0, np.float32), np.array(f1, np.float32))
+
+
 def event_clips(y: np.ndarray, *, sr: int, cfg: BuildConfig) -> ClipTimes:
-    """Clips of ``clip_s`` centred on detected events (long events get several clips ``hop_s`` apart)."""
+    """Clips of ``clip_s`` centred on detected events (long events get several clips ``hop_s`` apart).
+
+    A recording is never left without clips: with no event it gets its :func:`strongest_windows`."""
     duration_s = len(y) / sr
     events = detect_events(y, sr=sr, cfg=cfg)
     if cfg.max_per_recording and len(events) > cfg.max_per_recording:
@@ -146,7 +203,8 @@ def event_clips(y: np.ndarray, *, sr: int, cfg: BuildConfig) -> ClipTimes:
             start = min(max(0.0, c - cfg.clip_s / 2), latest)
             rows.append((round(start, 6), f0, f1))
     if not rows:
-        return ClipTimes(np.zeros(0), np.zeros(0), np.zeros(0, np.float32), np.zeros(0, np.float32))
+        n = min(FALLBACK_WINDOWS, cfg.max_per_recording) if cfg.max_per_recording else FALLBACK_WINDOWS
+        return strongest_windows(y, sr=sr, cfg=cfg, n=n)
     starts = np.array([r[0] for r in rows])
     return ClipTimes(
         start_s=starts,

@@ -60,9 +60,14 @@ from .schema import (  # noqa: F401  (re-exported: older callers import the name
     FEATURES_DIR,
     FEATURES_FILE,
     FEATURES_MODEL_FILE,
+    HEAD_FILE,
     JOURNAL_DIR,
     JOURNAL_PATTERN,
     LABELS_DB,
+    LEARN_DIR,
+    LEARN_META_FILE,
+    LEARN_MODEL_FILE,
+    LEARN_SCORES_FILE,
     LOCK_PATTERN,
     LOCKS_DIR,
     MANIFEST,
@@ -82,6 +87,9 @@ from .schema import (  # noqa: F401  (re-exported: older callers import the name
     REDUCTIONS_DIR,
     SCHEMA_VERSION,
     SHEET_PATTERN,
+    SIMILAR_DIR,
+    SIMILAR_INDEX_FILE,
+    SIMILAR_META_FILE,
     SKIPPED,
     SOURCES_DIR,
     SOURCES_METADATA_DIR,
@@ -368,6 +376,38 @@ class Collection:
             "feature_sets": self.feature_sets(),
             "reductions": self.reductions(),
         }
+
+    # query by example and the classifier (preprocess/similar.py, preprocess/learn/) -----------------------
+    def similar_dir(self, features: str) -> Path:
+        """``similar/NAME/``: the similarity index of feature set NAME (index.faiss + meta.json)."""
+        return self.root / SIMILAR_DIR / check_name(features, what="feature set")
+
+    @property
+    def learn_dir(self) -> Path:
+        """``learn/``: the classifier (model.npz, model.json with history) and its scores.npy."""
+        return self.root / LEARN_DIR
+
+    def similar_index_path(self, features: str) -> Path:
+        return self.similar_dir(features) / SIMILAR_INDEX_FILE
+
+    def similar_meta_path(self, features: str) -> Path:
+        return self.similar_dir(features) / SIMILAR_META_FILE
+
+    @property
+    def learn_model_path(self) -> Path:
+        return self.learn_dir / LEARN_MODEL_FILE
+
+    @property
+    def learn_meta_path(self) -> Path:
+        return self.learn_dir / LEARN_META_FILE
+
+    @property
+    def learn_scores_path(self) -> Path:
+        return self.learn_dir / LEARN_SCORES_FILE
+
+    def refine_head_path(self, name: str) -> Path:
+        """``features/NAME/head.pt``: the projection head that made refined feature set NAME."""
+        return self.features_dir(name) / HEAD_FILE
 
 
 def uploads_root(collections_root: Path | str) -> Path:

@@ -33,7 +33,7 @@ from .errors import CollectionError, ParameterError
 from .progress import CancelCheck, Progress, check_cancel, no_progress
 
 YIELD_PURITY = 0.9
-METRIC_KEYS = ("nmi", "ari", "v_measure", "purity", "noise", "yield")
+METRIC_KEYS = ("nmi", "ari", "v_measure", "purity", "noise", "yield", "single_rec")
 HDBSCAN_GRID = [{"min_cluster_size": m, "min_samples": s} for m in (5, 10, 20, 40) for s in (1, 5, 10) if s <= m]
 MAX_RAW_COMPONENTS = 50
 #: The default pipeline, chosen with this evaluation on ../shared/data/dev (see docs/ARCHITECTURE.md), and
@@ -116,6 +116,36 @@ def clustering_scores(y_true: np.ndarray, y_pred: np.ndarray, *, n_all: int | No
     out["purity"] = float(majority_total / max(int(in_cluster.sum()), 1))
     out["yield"] = float(yield_total / n)
     return out
+
+
+def recording_dominance(clusters: np.ndarray, recording_ids: np.ndarray) -> dict[int, dict[str, Any]]:
+    """Per cluster (noise -1 left out): how many recordings contribute its clips and the share of the
+    largest contributor. ``clusters`` and ``recording_ids`` are int [n_clips]. Returns
+    ``{cluster: {"n_clips", "n_recordings", "top_recording", "top_share", "single_recording"}}``;
+    ``single_recording`` is true when every clip comes from one recording: such a cluster may be
+    one noisy recording rather than a sound type."""
+    clusters = np.asarray(clusters)
+    recording_ids = np.asarray(recording_ids)
+    if clusters.shape != recording_ids.shape:
+        raise ParameterError(f"clusters {clusters.shape} and recording_ids {recording_ids.shape} differ in shape")
+    out: dict[int, dict[str, Any]] = {}
+    for c in np.unique(clusters[clusters >= 0]):
+        recs, counts = np.unique(recording_ids[clusters == c], return_counts=True)
+        top = int(counts.argmax())
+        out[int(c)] = {
+            "n_clips": int(counts.sum()),
+            "n_recordings": int(len(recs)),
+            "top_recording": int(recs[top]),
+            "top_share": float(counts[top] / counts.sum()),
+            "single_recording": bool(len(recs) == 1),
+        }
+    return out
+
+
+def single_recording_share(clusters: np.ndarray, recording_ids: np.ndarray) -> float:
+    """Share of the clusters (noise left out) whose clips all come from one recording (0 when none)."""
+    dom = recording_dominance(clusters, recording_ids)
+    return float(np.mean([d["single_recording"] for d in dom.values()])) if dom else 0.0
 
 
 def knee_eps(X: np.ndarray, *, min_samples: int) -> float:
@@ -216,6 +246,7 @@ def evaluate_collection(
         raise CollectionError("fewer than 2 labelled clips: give labels with --labels CSV or a 'label' column")
     y_true = labels[scored]
     n_labels = len(np.unique(y_true))
+    recording_ids = collection.clips()["recording_id"].to_numpy()
     todo = [s for s in _sources(collection) if sources is None or s[0] in sources]
     if not todo:
         raise CollectionError(
@@ -244,6 +275,7 @@ def evaluate_collection(
                 "n_clusters": int(len(np.unique(pred[pred >= 0]))),
                 **clustering_scores(y_true, pred[scored]),
                 "noise": float(np.mean(pred < 0)),
+                "single_rec": single_recording_share(pred, recording_ids),
                 "time_s": round(time.perf_counter() - t0, 3),
             }
             if oracle:
@@ -277,7 +309,7 @@ def format_table(result: dict[str, Any], *, sort_by: str = "nmi") -> str:
     lines = [
         f"{result['n_labelled']} labelled clips of {result['n_clips']}, {result['n_labels']} labels "
         f"(from {result['labels']}); yield = clips in clusters >= {result['yield_purity']:.0%} one label; "
-        "dbscan-best chose eps with the labels (upper bound)",
+        "single_rec = share of clusters from one recording; dbscan-best chose eps with the labels (upper bound)",
         head,
         "-" * len(head),
     ]
@@ -288,7 +320,7 @@ def format_table(result: dict[str, Any], *, sort_by: str = "nmi") -> str:
         params = params.replace("cluster_selection_epsilon", "cse")
         lines.append(
             f"{r['source']:<16} {r['kind']:<7} {r['pipeline']:<12} {params[:36]:<36} {r['n_clusters']:>4} "
-            + " ".join(f"{r[k]:>7.3f}" for k in METRIC_KEYS)
+            + " ".join(f"{r.get(k, float('nan')):>7.3f}" for k in METRIC_KEYS)
         )
     lines += default_vs_baseline(result)
     return "\n".join(lines)

@@ -262,6 +262,7 @@ def provenance(collection: Any, *, store: LabelStore, labelled_only: bool = Fals
     """The JSON export: classes with their clips and sources, plus everything needed to reproduce them."""
     manifest = collection.manifest()
     state = store.state()
+    negatives = store.negatives()  # "not in this class" judgements: only the JSON export keeps them
     clips = collection.clips()
     recs = collection.recordings()
     labelled = sorted({int(c) for ids in state["members"].values() for c in ids})
@@ -293,7 +294,13 @@ def provenance(collection: Any, *, store: LabelStore, labelled_only: bool = Fals
         "feature_sets": {name: _safe(collection.features_meta, name) for name in collection.feature_sets()},
         "reductions": {key: _safe(collection.reduction_meta, key) for key in collection.reductions()},
         "classes": [
-            {**cls, "clip_ids": state["members"][cls["id"]].tolist(), "sources": store.sources(cls["id"])}
+            {
+                **cls,
+                "clip_ids": state["members"][cls["id"]].tolist(),
+                "sources": store.sources(cls["id"]),
+                "negative_clip_ids": negatives.get(cls["id"], np.zeros(0, np.int64)).tolist(),
+                "negative_sources": store.negative_sources(cls["id"]),
+            }
             for cls in state["classes"]
         ],
         "clips": [

@@ -11,7 +11,14 @@ Tables::
     classes(id, name UNIQUE NOCASE, color, note, created)     ids never reused (AUTOINCREMENT)
     sources(id, kind, source_json, who, created)  one row per pooling action, never deleted (provenance)
     memberships(class_id, clip_id, source_id)     PRIMARY KEY (class_id, clip_id)
+    negatives(class_id, clip_id, source_id)       "this clip is NOT in the class" (schema 2), same provenance
     changes(id, kind, summary_json, undo_json, redo_json, who, created, undone)   the undo log
+
+Negatives (schema 2) are judgements "clip c is not X" (a rejected review suggestion). A clip is never
+both a member and a negative of one class: adding a negative takes the clip out of the class, and adding a
+member clears its negative, inside the same change (one undo step restores both). The latest judgement
+wins because it is the user's latest word on that clip. A store of schema 1 is upgraded in place when
+opened (the ``negatives`` table is created; nothing else changes), in one transaction.
 
 Durability: WAL journal with ``synchronous=FULL``: a change is on disk when its method returns, so
 neither ``kill -9`` nor a power cut loses a committed change (``NORMAL`` would survive ``kill -9``
@@ -41,19 +48,20 @@ import numpy as np
 
 from .errors import CollectionError, NotFoundError, ParameterError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: The fixed columns of the dummy-coded CSV export; class names may not clash with them (nor with
 #: ``label``, the second column of the ``clip_id,label`` import format, nor ``recording_id``).
 EXPORT_FIXED_COLUMNS = ("clip_id", "file", "start_s", "end_s", "xc_id")
 RESERVED_NAMES = frozenset(c.lower() for c in (*EXPORT_FIXED_COLUMNS, "label", "recording_id"))
 
-SOURCE_KINDS = ("cluster", "lasso", "clip", "import")
+SOURCE_KINDS = ("cluster", "lasso", "clip", "import", "review", "similar", "accept-above")
 MAX_NAME_CHARS = 80
 MAX_NOTE_CHARS = 4000
 MAX_SOURCE_JSON_BYTES = 65536
 #: How many of the last changes can be undone (older undo records are pruned).
 MAX_UNDO = 200
+MAX_CLASSES = 1000  # per collection (issue 13): a bound on legends, exports and the store
 #: Changes that touch at most this many clips list them in their summary (for other tabs).
 SUMMARY_MAX_CLIPS = 5000
 
@@ -99,6 +107,12 @@ CREATE TABLE IF NOT EXISTS memberships(
     PRIMARY KEY(class_id, clip_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS memberships_clip ON memberships(clip_id);
+CREATE TABLE IF NOT EXISTS negatives(
+    class_id INTEGER NOT NULL REFERENCES classes(id),
+    clip_id INTEGER NOT NULL,
+    source_id INTEGER NOT NULL REFERENCES sources(id),
+    PRIMARY KEY(class_id, clip_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS changes(
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL,
@@ -203,6 +217,12 @@ def check_source(source: Any) -> dict[str, Any]:
         cid = source.get("cluster_id")
         if isinstance(cid, bool) or not isinstance(cid, int) or cid < -1:
             raise ParameterError(f"source.cluster_id must be an integer >= -1 for kind 'cluster', got {cid!r}")
+    if kind == "accept-above":
+        thr, rnd = source.get("threshold"), source.get("round")
+        if isinstance(thr, bool) or not isinstance(thr, (int, float)) or not 0 <= thr <= 1:
+            raise ParameterError(f"source.threshold must be a number in [0, 1] for kind 'accept-above', got {thr!r}")
+        if isinstance(rnd, bool) or not isinstance(rnd, int) or rnd < 0:
+            raise ParameterError(f"source.round must be an integer >= 0 for kind 'accept-above', got {rnd!r}")
     if "params" in source and source["params"] is not None and not isinstance(source["params"], dict):
         raise ParameterError(f"source.params must be an object, got {type(source['params']).__name__}")
     try:
@@ -252,6 +272,8 @@ class LabelStore:
                 )
                 db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('version', '0')")
                 found = int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+                if found < SCHEMA_VERSION:  # schema 1 -> 2: the negatives table (created above) is all that is new
+                    db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
                 if found > SCHEMA_VERSION:
                     raise CollectionError(
                         f"the label store {self.path} has schema {found}, newer than this sonomap ({SCHEMA_VERSION}); "
@@ -376,6 +398,8 @@ class LabelStore:
         note = check_note(note)
         color = check_color(color) if color is not None else None
         with self._write() as db:
+            if db.execute("SELECT count(*) FROM classes").fetchone()[0] >= MAX_CLASSES:
+                raise CollectionError(f"this collection has {MAX_CLASSES} classes, the most allowed; delete some first")
             self._check_unique(db, name)
             if color is None:
                 n = db.execute("SELECT count(*) FROM classes").fetchone()[0]
@@ -441,6 +465,11 @@ class LabelStore:
                 ids = [int(c) for c in clips.split(",")]
                 n += len(ids)
                 undo.append(["insert_members", row["id"], source_id, sorted(ids)])
+            for source_id, clips in db.execute(
+                "SELECT source_id, group_concat(clip_id) FROM negatives WHERE class_id = ? GROUP BY source_id",
+                (row["id"],),
+            ).fetchall():
+                undo.append(["insert_negatives", row["id"], source_id, sorted(int(c) for c in clips.split(","))])
             self._op_delete_class(db, row["id"])
             summary = {"class_id": row["id"], "name": row["name"], "n": n}
             return self._log(db, "delete", summary, undo=undo, redo=[["delete_class", row["id"]]], who=who)
@@ -455,10 +484,11 @@ class LabelStore:
             undo, redo = [], []
             if new.size:
                 source_id = self._insert_source(db, src, who)
+                un_neg, re_neg = self._clear(db, "negatives", cls["id"], new)
                 self._op_insert_members(db, cls["id"], source_id, new)
                 undo, redo = (
-                    [["delete_members", cls["id"], new.tolist()]],
-                    [["insert_members", cls["id"], source_id, new.tolist()]],
+                    [["delete_members", cls["id"], new.tolist()], *un_neg],
+                    [*re_neg, ["insert_members", cls["id"], source_id, new.tolist()]],
                 )
             summary = {"class_id": cls["id"], "name": cls["name"], "n": int(new.size), "source_kind": src["kind"]}
             if new.size <= SUMMARY_MAX_CLIPS:
@@ -513,12 +543,88 @@ class LabelStore:
                 if new.size:
                     if source_id is None:
                         source_id = self._insert_source(db, src, who)
+                    un_neg, re_neg = self._clear(db, "negatives", class_id, new)
                     self._op_insert_members(db, class_id, source_id, new)
-                    redo.append(["insert_members", class_id, source_id, new.tolist()])
-                    undo.append(["delete_members", class_id, new.tolist()])
+                    redo.extend([*re_neg, ["insert_members", class_id, source_id, new.tolist()]])
+                    undo.extend([*un_neg[::-1], ["delete_members", class_id, new.tolist()]])
                     added += int(new.size)
             summary = {"n": added, "classes_created": created, "source_kind": src["kind"]}
             return self._log(db, "import", summary, undo=undo[::-1], redo=redo, who=who)
+
+    def add_negatives(
+        self, class_id: int, clip_ids: Iterable[int], *, source: dict | None = None, who: str = ""
+    ) -> dict:
+        """Record "these clips are NOT in the class"; members among them leave the class in the same change.
+
+        ``change["n"]`` = new negatives, ``change["removed"]`` = clips taken out of the class.
+        """
+        ids = check_clip_ids(clip_ids, n_clips=self.n_clips)
+        src = check_source(source or {"kind": "review"})
+        with self._write() as db:
+            cls = self._get_class(db, class_id)
+            have = self._ids(db, "negatives", cls["id"])
+            new = ids[~np.isin(ids, have)] if have.size else ids
+            undo, redo = [], []
+            removed = 0
+            if new.size:
+                source_id = self._insert_source(db, src, who)
+                un_mem, re_mem = self._clear(db, "memberships", cls["id"], new)
+                removed = sum(len(op[-1]) for op in re_mem)
+                self._op_insert_rows(db, "negatives", cls["id"], source_id, new)
+                undo = [["delete_negatives", cls["id"], new.tolist()], *un_mem]
+                redo = [*re_mem, ["insert_negatives", cls["id"], source_id, new.tolist()]]
+            summary = {
+                "class_id": cls["id"],
+                "name": cls["name"],
+                "n": int(new.size),
+                "removed": int(removed),
+                "source_kind": src["kind"],
+            }
+            if new.size <= SUMMARY_MAX_CLIPS:
+                summary["clip_ids"] = new.tolist()
+            return self._log(db, "negate", summary, undo=undo, redo=redo, who=who)
+
+    def remove_negatives(self, class_id: int, clip_ids: Iterable[int], *, who: str = "") -> dict:
+        """Forget "not in the class" judgements (clips without one are ignored). ``change["n"]`` = forgotten."""
+        ids = check_clip_ids(clip_ids, n_clips=self.n_clips)
+        with self._write() as db:
+            cls = self._get_class(db, class_id)
+            undo, redo = self._clear(db, "negatives", cls["id"], ids)
+            n = sum(len(op[-1]) for op in redo)
+            summary = {"class_id": cls["id"], "name": cls["name"], "n": int(n)}
+            return self._log(db, "unnegate", summary, undo=undo, redo=redo, who=who)
+
+    def negatives(self) -> dict[int, np.ndarray]:
+        """``{class_id: int64 [k] sorted clip ids judged NOT in the class}`` for every class (empty included)."""
+        with self._read() as db:
+            out = {int(r[0]): np.zeros(0, np.int64) for r in db.execute("SELECT id FROM classes ORDER BY id")}
+            for class_id in out:
+                out[class_id] = self._ids(db, "negatives", class_id)
+            return out
+
+    def negative_sources(self, class_id: int) -> list[dict[str, Any]]:
+        """Provenance of a class's negatives: ``[{id, kind, who, created, n_clips, **source}]``."""
+        with self._read() as db:
+            self._get_class(db, class_id)
+            rows = db.execute(
+                "SELECT s.id, s.kind, s.source_json, s.who, s.created, count(*) FROM negatives m "
+                "JOIN sources s ON s.id = m.source_id WHERE m.class_id = ? GROUP BY s.id ORDER BY s.id",
+                (int(class_id),),
+            ).fetchall()
+        return [
+            {**json.loads(js), "id": sid, "kind": kind, "who": who, "created": created, "n_clips": n}
+            for sid, kind, js, who, created, n in rows
+        ]
+
+    def accept_above(
+        self, class_id: int, clip_ids: Iterable[int], *, threshold: float, model_round: int, who: str = ""
+    ) -> dict:
+        """Add the clips a classifier scored above ``threshold`` to the class as ONE change, with provenance
+        ``{kind: "accept-above", class_id, threshold, round}`` (the caller picks the clips: unlabelled ones
+        scoring >= threshold; see :func:`preprocess.learn.review.above_threshold`)."""
+        source = {"kind": "accept-above", "class_id": int(class_id), "threshold": float(threshold)}
+        source["round"] = int(model_round)
+        return self.add_members(class_id, clip_ids, source=source, who=who)
 
     def undo(self, *, who: str = "") -> dict:
         """Undo the last change that is not undone; raise ParameterError if there is none."""
@@ -588,6 +694,10 @@ class LabelStore:
                 self._op_insert_members(db, args[0], args[1], args[2])
             elif name == "delete_members":
                 self._op_delete_members(db, args[0], args[1])
+            elif name == "insert_negatives":
+                self._op_insert_rows(db, "negatives", args[0], args[1], args[2])
+            elif name == "delete_negatives":
+                self._op_delete_rows(db, "negatives", args[0], args[1])
             else:  # pragma: no cover - only written by this module
                 raise ParameterError(f"corrupt undo record: unknown operation {name!r}")
 
@@ -602,6 +712,7 @@ class LabelStore:
     @staticmethod
     def _op_delete_class(db: sqlite3.Connection, class_id: int) -> None:
         db.execute("DELETE FROM memberships WHERE class_id = ?", (class_id,))
+        db.execute("DELETE FROM negatives WHERE class_id = ?", (class_id,))
         db.execute("DELETE FROM classes WHERE id = ?", (class_id,))
 
     @staticmethod
@@ -649,6 +760,43 @@ class LabelStore:
             for sid in np.unique(rows[:, 1]):
                 out[int(sid)] = sorted(int(c) for c in rows[rows[:, 1] == sid, 0])
         return out
+
+    @staticmethod
+    def _ids(db: sqlite3.Connection, table: str, class_id: int) -> np.ndarray:
+        return np.fromiter(
+            (r[0] for r in db.execute(f"SELECT clip_id FROM {table} WHERE class_id = ? ORDER BY clip_id", (class_id,))),
+            np.int64,
+        )
+
+    def _clear(self, db: sqlite3.Connection, table: str, class_id: int, ids: np.ndarray) -> tuple[list, list]:
+        """Delete rows of ``table`` (memberships|negatives) for ``ids``; return (undo ops, redo ops)."""
+        rows = np.array(
+            db.execute(f"SELECT clip_id, source_id FROM {table} WHERE class_id = ?", (class_id,)).fetchall(), np.int64
+        )
+        if not rows.size:
+            return [], []
+        rows = rows[np.isin(rows[:, 0], ids)]
+        if not rows.size:
+            return [], []
+        op = "members" if table == "memberships" else "negatives"
+        undo = [
+            [f"insert_{op}", class_id, int(sid), sorted(int(c) for c in rows[rows[:, 1] == sid, 0])]
+            for sid in np.unique(rows[:, 1])
+        ]
+        gone = sorted(int(c) for c in rows[:, 0])
+        self._op_delete_rows(db, table, class_id, gone)
+        return undo, [[f"delete_{op}", class_id, gone]]
+
+    @staticmethod
+    def _op_insert_rows(db: sqlite3.Connection, table: str, class_id: int, source_id: int, ids: Iterable[int]) -> None:
+        db.executemany(
+            f"INSERT INTO {table}(class_id, clip_id, source_id) VALUES (?, ?, ?)",
+            ((class_id, int(c), source_id) for c in ids),
+        )
+
+    @staticmethod
+    def _op_delete_rows(db: sqlite3.Connection, table: str, class_id: int, ids: Iterable[int]) -> None:
+        db.executemany(f"DELETE FROM {table} WHERE class_id = ? AND clip_id = ?", ((class_id, int(c)) for c in ids))
 
     def _check_unique(self, db: sqlite3.Connection, name: str, *, exclude_id: int | None = None) -> None:
         row = db.execute("SELECT id, name FROM classes WHERE name = ? COLLATE NOCASE", (name,)).fetchone()

@@ -131,11 +131,13 @@ def build(
     keep_work: bool = False,
     progress: Progress | None = None,
     should_cancel: CancelCheck | None = None,
+    scheduler: str | None = None,
 ) -> BuildResult:
     """Build (or extend) the collection at ``out`` from audio files under ``inputs``.
 
     ``config=None`` reuses the existing collection's config, or the defaults for a new one. ``jobs``
-    is the number of worker processes (default: every core). Returns a :class:`BuildResult`.
+    is the number of worker processes (default: every core). ``scheduler`` runs the per-recording
+    work on a Dask cluster instead (:mod:`preprocess.distributed`; same output). Returns a :class:`BuildResult`.
     """
     t_start = time.perf_counter()
     progress = progress or no_progress
@@ -193,7 +195,13 @@ def build(
     old_state = read_old(coll)
     coll.work_dir.mkdir(parents=True, exist_ok=True)
     todo = plan_work(coll, new, config)
-    with TaskPool(jobs) as pool:
+    if scheduler:  # the same interface on a Dask cluster
+        from .distributed import DaskPool
+
+        executor: Any = DaskPool(scheduler, jobs=jobs)
+    else:
+        executor = TaskPool(jobs)
+    with executor as pool:
         results = process_all(todo, config, pool=pool, progress=progress, should_cancel=should_cancel)
         for res in results:
             for k, v in res.get("timings", {}).items():

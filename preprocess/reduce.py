@@ -35,6 +35,7 @@ import numpy as np
 from .collection import Collection, as_collection, atomic_path, check_name, save_npy_atomic, write_json_atomic
 from .errors import CollectionError, ParameterError
 from .progress import CancelCheck, Progress, check_cancel, no_progress
+from .reduce_sample import SAMPLE_ABOVE, fit_sampled
 from .schema import MODEL_DIMS_KEY, MODEL_MAP_KEY
 
 DEFAULT_DIMS = (2, 4, 8, 16)
@@ -131,7 +132,7 @@ def reduce_collection(
     n_neighbors: int | None = None,
     min_dist: float = 0.0,
     display_min_dist: float = 0.5,
-    metric: str = "euclidean",
+    metric: str = "cosine",
     random_state: int = 0,
     refit: bool = False,
     refit_growth: float = 0.5,
@@ -267,6 +268,9 @@ def _fit_umap(
 ) -> Any:
     import umap
 
+    if len(Y) > SAMPLE_ABOVE:  # a million clips: fit on a sample, transform the rest (preprocess/reduce_sample.py)
+        return fit_sampled(Y, fit=_fit_umap, knn=knn, rs=rs, n_components=n_components, n_neighbors=n_neighbors,
+                           min_dist=min_dist, metric=metric)  # fmt: skip
     kwargs: dict[str, Any] = {}
     if knn is not None:
         kwargs["precomputed_knn"] = knn

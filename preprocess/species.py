@@ -130,7 +130,7 @@ def read_species(collection: Any) -> Any | None:
     """species.parquet as a DataFrame, or None when BirdNET has not run."""
     import pandas as pd
 
-    path = Path(collection.root) / "features" / "birdnet" / "species.parquet"
+    path = collection.species_path("birdnet")
     return pd.read_parquet(path) if path.is_file() else None
 
 

@@ -39,6 +39,12 @@ def register(sub: Any) -> None:
         "--xc-metadata", action="append", default=[], metavar="JSON", help="xeno-canto API v2/v3 JSON (repeatable)"
     )
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: every core)")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run per-recording work on a Dask cluster: tcp://host:8786, a scheduler JSON file, 'local' "
+        "(a LocalCluster of --jobs workers) or 'slurm' (dask-jobqueue's SLURMCluster, --jobs workers)",
+    )
     p.add_argument("--no-features", action="store_true", help="stop after clips, spectrograms and sprites")
     p.add_argument("--keep-work", action="store_true", help="keep per-recording intermediate files in COLLECTION/work")
     g = p.add_argument_group("clips, spectrograms and sprites")
@@ -74,14 +80,15 @@ def run(args: argparse.Namespace) -> int:
     with TqdmProgress() as bar:
         result = build(
             args.inputs, args.out, config=config, labels_csv=args.labels, xc_json=args.xc_metadata,
-            jobs=args.jobs, keep_work=args.keep_work, progress=bar,
+            jobs=args.jobs, keep_work=args.keep_work, progress=bar, scheduler=args.scheduler,
         )  # fmt: skip
     if result.noop:
         print(result.message)
         for note in result.notes:
             print(f"  note: {note}")
     else:
-        print(f"built {result.collection} in {result.elapsed_s:.1f} s with {result.jobs} process(es)")
+        where = f"on the Dask cluster {args.scheduler}" if args.scheduler else f"with {result.jobs} process(es)"
+        print(f"built {result.collection} in {result.elapsed_s:.1f} s {where}")
         print(f"  {result.message}")
         for path, reason in result.skipped:
             print(f"  skipped {path}: {reason}")

@@ -31,6 +31,7 @@ def register(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="extractor option, repeatable (e.g. saec: max_steps=400; idnn: backbone=resnet50)",
     )
+    p.add_argument("--weights", default=None, metavar="PATH", help="idnn: torchvision-format weights file (.pth)")
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             args.extractor,
             device=args.device,
             batch_size=args.batch_size,
-            params=parse_params(args.param),
+            params={**parse_params(args.param), **({"weights_path": args.weights} if args.weights else {})},
             progress=bar,
         )
     meta = collection.features_meta(args.extractor)

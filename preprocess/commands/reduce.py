@@ -40,7 +40,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--min-dist", type=float, default=0.0, metavar="X", help="UMAP min_dist for clustering (0.0)")
     p.add_argument("--display-min-dist", type=float, default=0.5, metavar="X", help="min_dist of the display map (0.5)")
-    p.add_argument("--metric", default="euclidean", metavar="NAME", help="euclidean | cosine | manhattan | correlation")
+    p.add_argument("--metric", default="cosine", metavar="NAME", help="euclidean | cosine | manhattan | correlation")
     p.add_argument("--random-state", type=int, default=0, metavar="N", help="seed (default: 0)")
     p.add_argument("--refit", action="store_true", help="fit again even if only clips were added")
 

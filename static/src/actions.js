@@ -7,6 +7,8 @@ import * as focus from './focus.js';
 import * as coloring from './coloring.js';
 import * as clustering from './clustering.js';
 import * as classes from './classes.js';
+import * as birdnet from './birdnet.js';
+import * as labelsImport from './labels_import.js';
 
 /** Wire the map and the player in (boot calls this once both exist). */
 function init({ map, player }) {
@@ -41,4 +43,6 @@ export const actions = {
   ...coloring,
   ...clustering,
   ...classes,
+  ...birdnet,
+  ...labelsImport,
 };

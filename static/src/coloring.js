@@ -1,6 +1,7 @@
 // Colouring the map: by cluster, by one of the clip table's columns, or by the user's classes.
 import { state, set } from './state.js';
 import { encodeClusters, encodeColumn, encodeClasses } from './colors.js';
+import { confidentSpecies, clusterSpeciesText, markUncertain } from './birdnet.js';
 
 /** Recompute the legend from the current colouring and redraw the map's colours (and the noise filter). */
 export function recolor() {
@@ -14,9 +15,18 @@ export function recolor() {
       enc = { codes: new Float32Array(state.n), colors: ['#8fa3c7'], items: [], noiseCode: -1, pending: true };
     } else {
       enc = encodeClusters(state.cluster.labels, state.cluster.result.clusters);
+      const byId = new Map((state.cluster.result.clusters || []).map((c) => [c.id, c]));
+      for (const it of enc.items) {
+        if (it.kind !== 'cluster') continue;
+        const info = byId.get(it.key);
+        it.birdnet = clusterSpeciesText(info);
+        if (it.birdnet && info.top_species[0][0] === it.hint) it.hint = ''; // said once, with its score
+      }
     }
   } else if (by === 'class') {
     enc = encodeClasses(state.n, state.classes, state.membership);
+  } else if (by === 'top_species') {
+    enc = markUncertain(encodeColumn(confidentSpecies())); // below the minimum confidence: "uncertain", one colour
   } else {
     enc = encodeColumn(state.clips[by] || []);
   }

@@ -21,6 +21,8 @@ import { initRecording } from './views/recording.js';
 import { initCounts } from './views/counts.js';
 import { initFilters } from './views/filters.js';
 import { initClusterLabels } from './views/cluster_labels.js';
+import { initConfidence } from './views/confidence.js';
+import { initImport } from './views/import.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -138,6 +140,8 @@ async function boot() {
   initControls($('controls-body'), $('job'), $('cluster-summary'));
   initGallery($('gallery'));
   initPooling($('pooling'));
+  initImport($('pooling'));
+  initConfidence($('birdnet-card'));
   initKeyboard();
   initTopbar(player, map);
   initRecording();

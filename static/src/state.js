@@ -48,6 +48,9 @@ export const state = {
   helpOpen: false,
   filterMask: null, // Uint8Array [n] (1 = passes every filter) or null when nothing is filtered
   clusterLabels: true, // the top label drawn at each cluster's centre
+  minConfidence: 0.1, // BirdNET: below it a top species is 'uncertain' (birdnet.js)
+  importReport: null, // the last label import's report, or {file, error} (labels_import.js)
+  disagree: null, // {minConfidence, ids: Int32Array, nLabelled, birdnet}: clips BirdNET disagrees on (birdnet.js)
 
   stats: {
     ready: false,

@@ -64,12 +64,39 @@ def test_events_found_at_their_times_and_bands():
     np.testing.assert_allclose(ct.end_s - ct.start_s, 3.0)
 
 
-def test_events_none_in_noise_and_max_per_recording():
+def test_no_event_falls_back_to_strongest_windows_and_max_per_recording():
     cfg = BuildConfig(mode="events")
-    noise = 0.01 * np.random.default_rng(1).standard_normal(5 * 32000).astype(np.float32)
-    assert len(clips.event_clips(noise, sr=32000, cfg=cfg)) == 0
+    rng = np.random.default_rng(1)
+    noise = 0.01 * rng.standard_normal(15 * 32000).astype(np.float32)
+    assert clips.detect_events(noise, sr=32000, cfg=cfg) == []
+    # a faint, broadband rise in 9..12 s (below any event threshold) is where the fallback goes
+    noise[9 * 32000 : 12 * 32000] *= 1.25
+    ct = clips.event_clips(noise, sr=32000, cfg=cfg)
+    assert len(ct) == clips.FALLBACK_WINDOWS  # never dropped: the strongest windows instead
+    assert 9.0 in ct.start_s.tolist() and np.all(np.diff(ct.start_s) > 0)
+    assert np.all(ct.end_s <= 15.0 + 1e-6) and np.all(ct.fmin_hz < ct.fmax_hz)
+    assert len(clips.event_clips(noise, sr=32000, cfg=cfg.replace(max_per_recording=1))) == 1
     one = clips.event_clips(_tone_bursts(), sr=32000, cfg=cfg.replace(max_per_recording=1))
     assert len(one) == 1
+
+
+def test_threshold_adapts_to_steady_noise():
+    """A call 6 dB over steady loud noise is below the fixed 10 dB threshold but found; varying noise
+    keeps the configured threshold (never above it)."""
+    cfg = BuildConfig(mode="events")
+    sr = 32000
+    rng = np.random.default_rng(2)
+    y = 0.2 * rng.standard_normal(10 * sr).astype(np.float32)
+    t = np.arange(int(0.5 * sr)) / sr
+    y[4 * sr : 4 * sr + len(t)] += 0.5 * np.sin(2 * np.pi * 5000 * t).astype(np.float32)
+    snr_db, *_ = clips._frame_snr(y, sr=sr, cfg=cfg)
+    assert snr_db.max() < cfg.event_threshold_db  # the fixed threshold would miss it
+    thr = clips.adaptive_threshold_db(snr_db, threshold_db=cfg.event_threshold_db)
+    assert clips.MIN_EVENT_THRESHOLD_DB <= thr < snr_db.max()
+    events = clips.detect_events(y, sr=sr, cfg=cfg)
+    assert len(events) == 1 and 3.9 <= events[0][0] <= 4.1 and events[0][2] <= 5000 <= events[0][3]
+    wild = np.linspace(-20, 30, 1000)
+    assert clips.adaptive_threshold_db(wild, threshold_db=10.0) == 10.0
 
 
 def test_events_clip_stays_inside_recording():
@@ -87,3 +114,15 @@ def test_events_on_real_soundscape():
     assert np.all(ct.start_s >= 0) and np.all(ct.end_s <= 72.0 + 1e-6)
     assert np.all(ct.fmin_hz >= cfg.fmin) and np.all(ct.fmax_hz <= cfg.fmax) and np.all(ct.fmin_hz < ct.fmax_hz)
     assert np.all(np.diff(ct.start_s) >= 0)
+
+
+def test_events_never_drop_a_real_recording(dev_data_path):
+    """Every dev recording of a few species gives clips in events mode (fallback or events)."""
+    cfg = BuildConfig(mode="events")
+    files = sorted(p for p in dev_data_path.rglob("*") if p.suffix.lower() in (".wav", ".mp3", ".flac"))[::6]
+    assert files
+    for path in files:
+        y, _ = audio.load(path, sr=32000)
+        ct = clips.find_clips(y, sr=32000, cfg=cfg)
+        assert len(ct) >= 1, path.name
+        assert np.all(ct.end_s <= max(len(y) / 32000, cfg.clip_s) + 1e-6)

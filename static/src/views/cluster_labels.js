@@ -51,7 +51,10 @@ function clusterPlaces() {
 /** The cluster's top recording label, else its top confident BirdNET species, else "Cluster k". */
 export function clusterName(info, k) {
   const top = (list) => (list && list.length && list[0][0] && list[0][0] !== 'uncertain' ? String(list[0][0]) : null);
-  const name = (info && (top(info.top_labels) || top(info.top_species))) || `Cluster ${k}`;
+  // BirdNET's top species only when its mean score reaches the page's minimum confidence (as in the legend)
+  const sp = info && info.top_species && info.top_species.length ? info.top_species[0] : null;
+  const confident = sp && !(sp.length > 2 && Number.isFinite(sp[2]) && sp[2] < (state.minConfidence ?? 0));
+  const name = (info && (top(info.top_labels) || (confident ? top(info.top_species) : null))) || `Cluster ${k}`;
   return name.length > 28 ? `${name.slice(0, 27)}…` : name;
 }
 
@@ -110,6 +113,7 @@ export function initClusterLabels(wrap) {
   };
   subscribe(['cluster', 'nx', 'filterMask'], recompute);
   subscribe('clusterLabels', schedule);
+  subscribe('minConfidence', recompute);
   if (map()) map().plot.subscribe('view', schedule);
   window.addEventListener('resize', schedule);
   recompute();

@@ -4,9 +4,15 @@ import { state, subscribe } from '../state.js';
 import { actions } from '../actions.js';
 import { applyTile } from '../clips.js';
 import { escapeHtml, fmtInt, el } from '../util.js';
+import { focusSpeciesText } from '../birdnet.js';
 
 const PAGE = 240;
 const TILE_W = 84;
+
+const birdnetLine = (f) => {
+  const t = focusSpeciesText(f);
+  return t ? ` · BirdNET ${t}` : '';
+};
 
 export function initGallery(root) {
   let shown = PAGE;
@@ -41,6 +47,7 @@ export function initGallery(root) {
       el('b', { id: 'gallery-title' }, f.label),
       el('span', { class: 'muted' }, ` · ${fmtInt(order.length)} clip${order.length === 1 ? '' : 's'}${order.length > 1 ? ', typical first' : ''}`),
       f.fullOrder && f.fullOrder.length !== order.length ? el('span', { class: 'muted', id: 'gallery-filtered' }, ` (filters hide ${fmtInt(f.fullOrder.length - order.length)} of ${fmtInt(f.fullOrder.length)})`) : null,
+      el('span', { class: 'muted bn', id: 'gallery-birdnet', title: 'BirdNET: top species, mean score, clips' }, birdnetLine(f)),
       el('span', { class: 'spacer' }),
       order.length ? play : null,
       zoom,
@@ -90,6 +97,10 @@ export function initGallery(root) {
   };
   subscribe(['focus', 'galleryOrder', 'classes', 'clips'], render);
   subscribe('galleryIndex', markCurrent);
+  subscribe('minConfidence', () => {
+    const b = root.querySelector('#gallery-birdnet');
+    if (b) b.textContent = birdnetLine(state.focus);
+  });
   subscribe('playingSequence', (s) => {
     const b = root.querySelector('#play-all');
     if (b) b.textContent = s.playingSequence ? '■ Stop' : '▶ Play all';
