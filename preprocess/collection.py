@@ -90,6 +90,7 @@ from .schema import (  # noqa: F401  (re-exported: older callers import the name
     RECORDING_TILES_PATTERN,
     RECORDINGS,
     REDUCTIONS_DIR,
+    ROLLBACK_DIR,
     SCHEMA_VERSION,
     SHEET_PATTERN,
     SIMILAR_DIR,
@@ -557,3 +558,15 @@ def work_skip_path(work_file: Path | str) -> Path:
 def work_specs_path(work_file: Path | str) -> Path:
     """The clips' spectrograms (uint8 [n_clips, n_mels, n_frames]) saved beside a recording's work file."""
     return Path(work_file).with_suffix(WORK_SPECS_SUFFIX)
+
+
+# --- ingest rollback and small maps -------------------------------------------------------------------------------
+#: Files a build, feature pass or placement never writes (the user's labels, originals, scratch, caches): a rollback
+#: snapshot leaves them alone.
+BUILD_UNTOUCHED = (LABELS_DB, f"{LABELS_DB}-wal", f"{LABELS_DB}-shm", f"{LABELS_DB}-journal", SOURCES_DIR, WORK_DIR,
+                   RECORDING_TILES_DIR)  # fmt: skip
+
+
+def ingest_snapshot_dir(collections_root: Path | str, name: str) -> Path:
+    """Hard links of collection ``name``'s built files taken before an ingest's build (removed when it settles)."""
+    return uploads_root(collections_root) / ROLLBACK_DIR / name

@@ -39,11 +39,13 @@ from .collection import (
     ingest_journal_path,
     ingest_journals_dir,
     ingest_lock_path,
+    ingest_snapshot_dir,
     uploads_root,
     write_json_atomic,
 )
 from .config import BuildConfig
 from .errors import Cancelled, CollectionError, MissingDependencyError, ParameterError, SonomapError
+from .ingest_rollback import append_skipped, drop_snapshot, extra_skipped_rows, restore_snapshot, take_snapshot
 from .progress import CancelCheck, Progress, check_cancel, no_progress
 from .uploads import StagedBatch, StagedFile, move_into, new_batch_name, place_file, sources_dir
 
@@ -79,6 +81,7 @@ class IngestResult:
     reductions: list[str] = field(default_factory=list)
     suggest_remap: bool = False
     n_clips: int = 0
+    refitted: list[str] = field(default_factory=list)  # maps fitted anew (old points moved): redraw them whole
 
     @property
     def n_ok(self) -> int:
@@ -96,6 +99,7 @@ def ingest(
     *,
     create: bool = False,
     config: BuildConfig | None = None,
+    refused: list[tuple[str, str]] | None = None,
     features: tuple[str, ...] | list[str] | None = None,
     jobs: int | None = 1,
     progress: Progress | None = None,
@@ -113,9 +117,12 @@ def ingest(
     progress : ``progress(stage, done, total, message)`` for the batch's stages (discover, recordings, …,
         features:NAME, reduce).
     on_file : called with each file's :class:`FileOutcome`, in name order, once the batch is built and placed.
+    refused : ``(name, reason)`` of files refused before staging (e.g. "not audio" at their first chunk); they and
+        the batch's own refusals are written to ``skipped.csv`` with the build's skipped files.
 
     Raises ``CollectionError`` when another ingest holds the collection, ``Cancelled``; on any error before the build
-    finished, the staged files are back where they were.
+    finished, the staged files are back where they were. Cancelled after the build (features, placement), the
+    batch is rolled back (:mod:`preprocess.ingest_rollback`): the collection is as before, the uploads survive.
     """
     from .pipeline import build
 
@@ -130,6 +137,7 @@ def ingest(
     audio = sorted((f for f in batch.files if f.kind == "audio"), key=lambda f: str(f.rel_path).lower())
     meta_files = [f for f in batch.files if f.kind == "metadata"]
     result = IngestResult(collection=name, created=create, refused=list(batch.refused))
+    refusals = [(str(nm), str(r)) for nm, r in [*(refused or []), *batch.refused]]
     if not audio:
         raise ParameterError("no audio files to add" + (f" ({_refusals(batch.refused)})" if batch.refused else ""))
 
@@ -138,8 +146,12 @@ def ingest(
         sources = sources_dir(root)
         taken = _known_paths(root)
         n = len(audio)
+        snapshot = ingest_snapshot_dir(root_all, name)
         try:
             check_cancel(should_cancel)
+            keep_skipped = [] if create else extra_skipped_rows(Collection(root))
+            if not create:
+                take_snapshot(root, snapshot)
             placed = _place_batch(audio, sources, root_all, name, taken)
             try:
                 # metadata files into a hidden folder the build does not look into
@@ -154,23 +166,36 @@ def ingest(
                 _drop_journal(root_all, name)
                 raise
             outcomes = _outcomes(root, placed, res, n)
+            ok = [o for o in outcomes if o.status == "ok"]
+            try:
+                check_cancel(should_cancel)  # cancelled during the build's last steps: undo it at once
+                if ok:
+                    coll = Collection.open(root)
+                    if create:
+                        feature_names = _initial_features(coll, features, progress, should_cancel, result)
+                    else:
+                        feature_names = coll.feature_sets()
+                        _run_features(coll, feature_names, progress, should_cancel, result)
+                        _place(coll, feature_names, ok, progress, should_cancel, result)
+                    if create and feature_names:
+                        _fit_new_map(coll, feature_names, progress, should_cancel, result)
+            except Cancelled:
+                # built but not placed: undo the batch, so the collection never keeps clips nobody was told of
+                _return_to_staging(placed, sources)
+                if create:
+                    shutil.rmtree(root, ignore_errors=True)
+                else:
+                    restore_snapshot(root, snapshot)
+                raise
             for o, (_staged, rel) in zip(outcomes, placed, strict=True):
                 if o.status != "ok":
                     (sources / rel).unlink(missing_ok=True)
-            ok = [o for o in outcomes if o.status == "ok"]
-            if ok:
-                coll = Collection.open(root)
-                if create:
-                    feature_names = _initial_features(coll, features, progress, should_cancel, result)
-                else:
-                    feature_names = coll.feature_sets()
-                    _run_features(coll, feature_names, progress, should_cancel, result)
-                    _place(coll, feature_names, ok, progress, should_cancel, result)
-                if create and feature_names:
-                    _fit_new_map(coll, feature_names, progress, should_cancel, result)
+            if Collection(root).exists() and (keep_skipped or refusals):
+                append_skipped(Collection(root), keep_skipped + refusals)
             for o in outcomes:
                 _emit(result, o, on_file)
         finally:
+            drop_snapshot(snapshot)
             _drop_journal(root_all, name)  # settled: the built files are in the manifest
             _tidy(root, created=create)
 
@@ -297,10 +322,14 @@ def _place(
             if not set(feats) <= have or not params:
                 _note(result, f"map {key!r} was not extended (its feature sets or parameters are missing)")
                 continue
-            reduce_collection(
-                coll, features=feats, dims=meta.get("dims") or [2], refit_growth=float("inf"), progress=progress,
-                should_cancel=should_cancel, **params,
-            )  # fmt: skip
+            if meta.get("layout") == "pca":  # a small collection's map: fitted anew (UMAP once there are enough)
+                _fit_small_or_umap(coll, feats, meta.get("dims") or [2], progress, should_cancel, params)
+                result.refitted.append(key)
+            else:
+                reduce_collection(
+                    coll, features=feats, dims=meta.get("dims") or [2], refit_growth=float("inf"), progress=progress,
+                    should_cancel=should_cancel, **params,
+                )  # fmt: skip
             m = coll.display_map(key)
             if len(m) >= last + 1:
                 for o in ok:
@@ -318,21 +347,38 @@ def _fit_new_map(
     should_cancel: CancelCheck | None,
     result: IngestResult,
 ) -> None:
-    from .reduce import reduce_collection
-
     if coll.n_clips() < MIN_CLIPS_FOR_MAP:
         result.notes.append(
-            f"only {coll.n_clips()} clips: a map needs at least {MIN_CLIPS_FOR_MAP}; add more recordings"
+            f"only {coll.n_clips()} clips: a simple map (PCA) until there are {MIN_CLIPS_FOR_MAP} for UMAP"
         )
-        return
     try:
-        reduce_collection(
-            coll, features=feature_names, dims=[2, 4, 8, 16], progress=progress, should_cancel=should_cancel
-        )
+        _fit_small_or_umap(coll, feature_names, [2, 4, 8, 16], progress, should_cancel, {})
     except Cancelled:
         raise
     except SonomapError as e:
         result.notes.append(f"the map could not be computed: {e}")
+
+
+def _fit_small_or_umap(
+    coll: Collection,
+    features: list[str],
+    dims: list[int],
+    progress: Progress,
+    should_cancel: CancelCheck | None,
+    params: dict[str, Any],
+) -> None:
+    """UMAP of ``features`` when the collection has enough clips, else the small PCA map (``small_map``)."""
+    from .reduce import reduce_collection
+    from .small_map import fit_small_map
+
+    if coll.n_clips() < MIN_CLIPS_FOR_MAP:
+        progress("reduce", 0, 1, "a simple map for a few clips")
+        fit_small_map(coll, features, dims=dims)
+        progress("reduce", 1, 1, "done")
+        return
+    reduce_collection(
+        coll, features=features, dims=dims, refit=True, progress=progress, should_cancel=should_cancel, **params
+    )
 
 
 def _needs_remap(coll: Collection, key: str) -> bool:

@@ -63,6 +63,8 @@ LAYERS: dict[str, str] = {
     "recording_view": "build",
     "uploads": "build",
     "ingest": "build",
+    "ingest_rollback": "build",
+    "small_map": "build",
     "similar": "build",
     "learn": "build",
     "species": "build",

@@ -64,7 +64,8 @@ class PreprocessKind(JobKind):
             self.collections.get(name)  # 404 naming what exists
         for uid in uploads:
             self.store.status(uid)  # 404 for an unknown upload, before any work
-        return {"collection": name, "create": bool(new), "uploads": list(dict.fromkeys(uploads))}
+        return {"collection": name, "create": bool(new), "uploads": list(dict.fromkeys(uploads)),
+                "refused": _client_refusals(data.get("refused"))}  # fmt: skip
 
     def progress_fields(self, job: Job, stage: str, done: int, total: int, message: str) -> dict[str, Any]:
         n = job.meta.get("n_files", len(job.request["uploads"]))
@@ -91,7 +92,7 @@ class PreprocessKind(JobKind):
 
         result = ingest(
             self.store.collections_root, name, batch, create=create, progress=progress, on_file=on_file,
-            should_cancel=job.should_cancel,
+            should_cancel=job.should_cancel, refused=req.get("refused") or [],
         )  # fmt: skip
         return {
             "collection": name,
@@ -112,6 +113,7 @@ class PreprocessKind(JobKind):
             "n_clips": result.n_clips,
             "reductions": result.reductions,
             "suggest_remap": result.suggest_remap,
+            "refitted": result.refitted,
         }
 
     def _emit_file(self, job: Job, name: str, create: bool, o: Any) -> None:
@@ -182,6 +184,21 @@ class RemapKind(JobKind):
                 should_cancel=job.should_cancel, **(meta.get("params") or {}),
             )  # fmt: skip
         return {"collection": name, "key": key}
+
+
+def _client_refusals(value: Any) -> list[tuple[str, str]]:
+    """``refused: [{name, reason}]`` of a request: files the server refused before staging (e.g. "not audio" at
+    their first chunk, "empty"), which the page reports so that they reach ``skipped.csv``; at most 1000."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
+        raise ParameterError("refused must be a list of {name, reason} (files refused before processing)")
+    out = []
+    for r in value[:1000]:
+        name, reason = r.get("name"), r.get("reason")
+        if isinstance(name, str) and name.strip() and isinstance(reason, str):
+            out.append((clean(name.strip())[:300], clean(reason)[:300]))
+    return out
 
 
 def clip_rows(c: Any, clip_ids: list[int]) -> dict[str, list]:

@@ -32,10 +32,11 @@ export function recolor() {
   }
   set({ legend: { ...enc, by } });
   const hide = state.hideNoise && (by === 'cluster' || by === 'class') && enc.items.some((it) => it.code === 0);
+  const mask = state.filterMask && state.filterMask.length === enc.codes.length ? state.filterMask : null;
   map.setColors(enc.codes, enc.colors).then(() => {
-    if (hide) {
-      const keep = [];
-      for (let i = 0; i < enc.codes.length; i++) if (enc.codes[i] !== 0) keep.push(i);
+    if (hide || mask) {
+      const keep = []; // the linked filters (filtering.js) hide the clips that fail them
+      for (let i = 0; i < enc.codes.length; i++) if ((!hide || enc.codes[i] !== 0) && (!mask || mask[i])) keep.push(i);
       map.setFilter(keep);
     } else {
       map.setFilter(null);

@@ -3,12 +3,14 @@ import { state, set } from './state.js';
 import { typicalOrder, membersOfCluster, clusterInfo } from './geometry.js';
 import { prefetchClips } from './prefetch.js';
 import { stopSequence } from './listening.js';
+import { filterOrder } from './filtering.js';
 
 /** Focus `{kind, label, ids: Int32Array, order?, medoid?, clusterIds?, classId?}`; empty ids clear the focus. */
 export function setFocus(focus) {
   if (!focus || !focus.ids || !focus.ids.length) return clearFocus();
   const order = focus.order || typicalOrder(focus.ids, focus.medoid ?? null);
-  set({ focus, galleryOrder: order, galleryIndex: -1 });
+  focus.fullOrder = order; // the gallery shows the clips of it that pass the filters (filtering.js)
+  set({ focus, galleryOrder: filterOrder(order), galleryIndex: -1 });
   state.runtime.map.select(focus.ids);
   prefetchClips(order.slice(0, 60));
 }

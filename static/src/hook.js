@@ -3,6 +3,8 @@
 import { state } from './state.js';
 import { actions } from './actions.js';
 import * as recording from './views/recording.js';
+import { drawnLabels } from './views/cluster_labels.js';
+import * as filtering from './filtering.js';
 
 export function installHook() {
   const s = state.stats;
@@ -50,6 +52,19 @@ export function installHook() {
     },
     get upload() {
       return state.upload;
+    },
+    /** The new clips ringed on the map now: {ids, at (performance.now()), rings (on screen)}. */
+    get highlighted() {
+      const h = state.highlight;
+      return { ids: h.ids.slice(), at: h.at, rings: h.els.filter((e) => !e.hidden && e.isConnected).length };
+    },
+    /** Cluster names drawn on the map: [{cluster, clip (its centre), text, x, y, rect}] in client coordinates. */
+    clusterLabels: () => drawnLabels(),
+    /** The linked filters: {ranges, cats (arrays), shown (clips passing them), n}. */
+    get filters() {
+      const f = state.filters;
+      const cats = Object.fromEntries(Object.entries(f.cats).map(([k, v]) => [k, Array.from(v)]));
+      return { ranges: { ...f.ranges }, cats, shown: filtering.nShown(), n: state.n, version: f.version };
     },
     /** Client (page) coordinates of point i, or null when it is off screen. */
     pointToScreen: (i) => state.runtime.map.pointToScreen(i),

@@ -15,9 +15,12 @@ import { initControls } from './views/controls.js';
 import { initGallery } from './views/gallery.js';
 import { initPooling } from './views/pooling.js';
 import { initKeyboard } from './keyboard.js';
-import { escapeHtml, fmtInt } from './util.js';
+import { escapeHtml } from './util.js';
 import { initUpload } from './views/upload.js';
 import { initRecording } from './views/recording.js';
+import { initCounts } from './views/counts.js';
+import { initFilters } from './views/filters.js';
+import { initClusterLabels } from './views/cluster_labels.js';
 import { initConfidence } from './views/confidence.js';
 import { initImport } from './views/import.js';
 
@@ -81,10 +84,7 @@ async function boot() {
   mark('info');
   const config = info.config || {};
   set({ collections: list, collection: name, info, config });
-  const counts = info.counts || {};
-  $('collection-counts').textContent =
-    `${fmtInt(counts.clips ?? 0)} clips · ${fmtInt(counts.recordings ?? 0)} recordings` +
-    (counts.audio_s ? ` · ${(counts.audio_s / 3600).toFixed(1)} h` : '');
+  initCounts($('collection-counts')); // kept current as uploads add clips
 
   const reductions = info.reductions || [];
   const key = params.get('r') && reductions.some((r) => r.key === params.get('r'))
@@ -145,6 +145,8 @@ async function boot() {
   initKeyboard();
   initTopbar(player, map);
   initRecording();
+  initFilters($('map-wrap'));
+  initClusterLabels($('map-wrap'));
 
   const clipsHint = $('clips-status');
   clipsHint.hidden = false;

@@ -8,6 +8,8 @@
 //   upload     files being added, the preprocess / remap job                                    views/upload.js
 //   recording  the whole-recording view (what is open, its elements)                           views/recording.js
 //   runtime    handles made at boot (map, player) and timers                                    main.js, …
+//   filters    linked histogram filters (ranges, categories) and their bins                      filtering.js
+//   highlight  new clips ringed on the map for a few seconds                                     views/highlight.js
 
 export const state = {
   collections: [], // summaries
@@ -44,6 +46,8 @@ export const state = {
   recordingOpen: false, // the whole-recording view is open
   recordingPlaying: false, // and its audio is playing
   helpOpen: false,
+  filterMask: null, // Uint8Array [n] (1 = passes every filter) or null when nothing is filtered
+  clusterLabels: true, // the top label drawn at each cluster's centre
   minConfidence: 0.1, // BirdNET: below it a top species is 'uncertain' (birdnet.js)
   importReport: null, // the last label import's report, or {file, error} (labels_import.js)
   disagree: null, // {minConfidence, ids: Int32Array, nLabelled, birdnet}: clips BirdNET disagrees on (birdnet.js)
@@ -97,6 +101,17 @@ export const state = {
     source: null, // the <audio> element's node in the player's graph
     tiles: new Map(), // index -> img
     raf: 0,
+  },
+  filters: {
+    ranges: {}, // column -> [lo, hi] (numeric columns; date as a fractional year)
+    cats: {}, // column -> Set of category keys
+    version: 0, // grows at each change
+  },
+  highlight: {
+    ids: [], // clip ids ringed now
+    at: 0, // performance.now() when they were added
+    timer: null,
+    els: [],
   },
   runtime: {
     socket: null,

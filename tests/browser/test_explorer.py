@@ -278,9 +278,11 @@ def test_screenshot_shows_the_points_in_their_cluster_colours(page, demo):
     wait(page, f"window.__sonomap.lastPlayback.clip_id === {i}")
     page.evaluate("document.getElementById('toast').hidden = true")
     page.mouse.move(3, 3)  # no hover ring or highlight over the points we check
+    page.uncheck("#cluster-labels-toggle")  # nor cluster names (tests/browser/test_atlas_uploads.py checks those)
     page.wait_for_timeout(400)  # tiles are images: let them paint before the picture
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "explorer.png"))
+    page.check("#cluster-labels-toggle")
     img = np.asarray(Image.open(ARTIFACTS / "explorer.png").convert("RGB")).astype(int)
 
     xy = screen_points(page)

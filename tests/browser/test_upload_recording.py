@@ -159,8 +159,7 @@ def test_cancelling_uploaded_files_while_they_are_processed(upage, birds_server,
     upage.click("#upload-panel [data-close]")
     assert upage.locator("#upload-panel").is_hidden()
     assert not upage.errors
-    # the page shows what the server has; today a file cancelled between its build and its placement keeps its
-    # clips on the server without a position or a preprocess:file event (preprocess/ingest.py)
+    # the page shows what the server has: a batch cancelled after its build is rolled back (preprocess/ingest.py),
+    # never kept without positions or events
     server_n = get_json(f"{url}/api/collections/birds/clips")["n"]
-    if server_n != js(upage, "h.state.n"):
-        pytest.xfail(f"ingest kept {server_n - js(upage, 'h.state.n')} clips of a cancelled file without placing them")
+    assert server_n == js(upage, "h.state.n")

@@ -46,6 +46,7 @@ export function initGallery(root) {
       el('span', { class: 'sw', style: { background: klass ? klass.color || '#888' : 'transparent' } }),
       el('b', { id: 'gallery-title' }, f.label),
       el('span', { class: 'muted' }, ` · ${fmtInt(order.length)} clip${order.length === 1 ? '' : 's'}${order.length > 1 ? ', typical first' : ''}`),
+      f.fullOrder && f.fullOrder.length !== order.length ? el('span', { class: 'muted', id: 'gallery-filtered' }, ` · ${fmtInt(f.fullOrder.length - order.length)} filtered out`) : null,
       el('span', { class: 'muted bn', id: 'gallery-birdnet', title: 'BirdNET: top species, mean score, clips' }, birdnetLine(f)),
       el('span', { class: 'spacer' }),
       order.length ? play : null,

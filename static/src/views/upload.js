@@ -11,6 +11,7 @@ import { recolor } from '../coloring.js';
 import { toast, plural } from '../toast.js';
 import { escapeHtml, el } from '../util.js';
 import { openDialog as dialogFor, filesFromDrop, fmtBytes } from './upload_dialog.js';
+import { highlightClips } from './highlight.js';
 
 const CHUNK_BYTES = 4 * 1024 * 1024;
 const PARALLEL = 2;
@@ -77,6 +78,11 @@ async function start(files, target) {
   });
   renderPanel();
   const queue = up.files.filter((f) => {
+    if (!f.size) {
+      f.status = 'failed';
+      f.reason = 'empty (0 bytes): nothing to add';
+      return false;
+    }
     if (f.size > up.limits.max_file_bytes) {
       f.status = 'failed';
       f.reason = `over the server's limit of ${fmtBytes(up.limits.max_file_bytes)}`;
@@ -97,7 +103,9 @@ async function start(files, target) {
   }
   up.state = 'processing';
   listenOnce();
-  const ack = await requestPreprocess({ ...target, uploads: ids });
+  // files refused before processing (empty, not audio, too big) go to the collection's skipped.csv
+  const refused = up.files.filter((f) => f.status === 'failed' && f.reason !== 'cancelled').map((f) => ({ name: f.name, reason: f.reason }));
+  const ack = await requestPreprocess({ ...target, uploads: ids, refused });
   if (!ack.ok) {
     up.state = 'error';
     renderPanel(ack.error);
@@ -203,6 +211,10 @@ function listenOnce() {
       if (m.job_id !== up.jobId || m.kind !== 'preprocess') return;
       up.state = 'done';
       up.result = m;
+      if (m.collection === state.collection && (m.refitted || []).includes(state.reduction)) {
+        location.reload(); // a small collection's map was fitted anew with the new clips: every point moved
+        return;
+      }
       if (m.created && !state.collection && m.n_clips) {
         location.search = `?c=${encodeURIComponent(m.collection)}`; // the first collection: open it at once
         return;
@@ -271,6 +283,7 @@ async function addClipsToMap(m) {
   state.stats.pointsDrawn = n;
   up.addedClips += m.clips.clip_id.length;
   recolor();
+  highlightClips(m.clips.clip_id);
   const f = fileByName(m.name);
   if (f) {
     f.onMap = true;

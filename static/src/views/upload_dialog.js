@@ -47,9 +47,11 @@ export function openDialog(files, onStart) {
     toast('Recordings are still being added; wait for them to finish', 'error');
     return;
   }
-  files = files.filter((f) => f.size > 0 && !/(^|\/)\./.test(f.relPath || f.webkitRelativePath || f.name));
-  const skipped = files.filter((f) => !AUDIO_EXT.test(f.name));
-  const usable = files.filter((f) => AUDIO_EXT.test(f.name));
+  files = files.filter((f) => !/(^|\/)\./.test(f.relPath || f.webkitRelativePath || f.name));
+  // empty files are reported in the upload panel (never silently dropped); other kinds are left out and counted
+  const empty = files.filter((f) => f.size === 0);
+  const skipped = files.filter((f) => f.size > 0 && !AUDIO_EXT.test(f.name));
+  const usable = files.filter((f) => f.size > 0 && AUDIO_EXT.test(f.name));
   if (up.dialog) up.dialog.remove();
   const total = usable.reduce((s, f) => s + f.size, 0);
   const current = state.collection;
@@ -61,6 +63,7 @@ export function openDialog(files, onStart) {
       ${usable.length
         ? `<p><b>${usable.length}</b> file${usable.length > 1 ? 's' : ''} · ${fmtBytes(total)}${skipped.length ? ` · <span class="muted">${skipped.length} other file(s) left out</span>` : ''}</p>`
         : '<p class="muted">Drop audio files, a folder, or a zip anywhere on the page, or choose them:</p>'}
+      ${empty.length ? `<p class="up-empty-note" id="upload-empty-note"><b>${empty.length}</b> empty file${empty.length > 1 ? 's' : ''} (0 bytes): ${escapeHtml(empty.slice(0, 3).map((f) => f.name).join(', '))}${empty.length > 3 ? '…' : ''} — listed in the report, nothing to add</p>` : ''}
       <div class="row">
         <button data-pick-files>Choose files…</button>
         <button data-pick-folder>Choose a folder…</button>
@@ -73,7 +76,7 @@ export function openDialog(files, onStart) {
       </fieldset>
       <div class="row end">
         <button data-cancel>Cancel</button>
-        <button class="primary" id="upload-start" ${usable.length ? '' : 'disabled'}>Upload and process</button>
+        <button class="primary" id="upload-start" ${usable.length || empty.length ? '' : 'disabled'}>Upload and process</button>
       </div>
     </div>`;
   document.body.append(dialog);
@@ -90,7 +93,7 @@ export function openDialog(files, onStart) {
       return;
     }
     dialog.remove();
-    onStart(usable, target === 'add' ? { collection: current } : { new_collection: name });
+    onStart([...usable, ...empty], target === 'add' ? { collection: current } : { new_collection: name });
   };
   up.state = 'choosing';
 }
