@@ -93,6 +93,7 @@ class PreprocessKind(JobKind):
             self.store.collections_root, name, batch, create=create, progress=progress, on_file=on_file,
             should_cancel=job.should_cancel,
         )  # fmt: skip
+        _score_new(self.collections, name, result.new_clip_ids)
         return {
             "collection": name,
             "created": result.created,
@@ -182,6 +183,18 @@ class RemapKind(JobKind):
                 should_cancel=job.should_cancel, **(meta.get("params") or {}),
             )  # fmt: skip
         return {"collection": name, "key": key}
+
+
+def _score_new(collections: Any, name: str, clip_ids: list[int]) -> None:
+    """Clips added to a collection with a trained classifier get their scores now (issue 11)."""
+    from preprocess import learn
+
+    try:
+        c = collections.get(name)
+        if clip_ids and c.learn_meta_path.is_file():
+            learn.score_new(c, clip_ids)
+    except SonomapError:  # no model for these features (e.g. retrained on another set): scored at the next round
+        pass
 
 
 def clip_rows(c: Any, clip_ids: list[int]) -> dict[str, list]:

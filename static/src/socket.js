@@ -17,6 +17,9 @@ export const EVENTS = {
   preprocessFile: 'preprocess:file',
   preprocessClips: 'preprocess:clips',
   remap: 'remap',
+  // learning (issue 11)
+  similar: 'similar',
+  train: 'train',
 };
 
 /** The one connection (state.runtime.socket), made on first use. */
