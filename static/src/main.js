@@ -18,6 +18,8 @@ import { initKeyboard } from './keyboard.js';
 import { escapeHtml, fmtInt } from './util.js';
 import { initUpload } from './views/upload.js';
 import { initRecording } from './views/recording.js';
+import { initLearnCard } from './views/similar.js';
+import { initReview } from './views/review.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -141,6 +143,9 @@ async function boot() {
   initKeyboard();
   initTopbar(player, map);
   initRecording();
+  initLearnCard($('learn')); // issue 11: train, similar, review
+  initReview($('review'), { train: actions.train });
+  actions.initLearning();
 
   const clipsHint = $('clips-status');
   clipsHint.hidden = false;

@@ -7,6 +7,7 @@
 //   prefetch   which audio sprites each map cell needs                                          prefetch.js
 //   upload     files being added, the preprocess / remap job                                    views/upload.js
 //   recording  the whole-recording view (what is open, its elements)                           views/recording.js
+//   learning   train / similar jobs, score colouring, the review round's judgements              learning.js
 //   runtime    handles made at boot (map, player) and timers                                    main.js, …
 
 export const state = {
@@ -44,6 +45,10 @@ export const state = {
   recordingOpen: false, // the whole-recording view is open
   recordingPlaying: false, // and its audio is playing
   helpOpen: false,
+  // learning (issue 11; learning.js, views/review.js, views/similar.js)
+  learnModel: null, // GET …/learn/model .model: {round, features, n_clips, classes: [{class_id, name, ap, …, delta}]}
+  learnTick: 0, // grows when a train / similar job moves (the Learn card redraws)
+  review: null, // {classId, name, items, pos, threshold, round, precision, counts} while the review panel is open
 
   stats: {
     ready: false,
@@ -94,6 +99,15 @@ export const state = {
     source: null, // the <audio> element's node in the player's graph
     tiles: new Map(), // index -> img
     raf: 0,
+  },
+  learning: {
+    trainJob: null, // {job_id, fraction, message, state}
+    similarJob: null, // job_id of the similarity query whose result counts
+    scores: null, // {classId, round, values: Float32Array [n]} for colouring by one class's score
+    negatives: {}, // class_id -> [clip ids] judged "not this class"
+    seen: [], // queue items shown in this review round (for the precision estimate)
+    judged: new Map(), // clip id -> true (accepted) | false (rejected), this round
+    skipped: new Set(), // clip ids skipped in this review session
   },
   runtime: {
     socket: null,
