@@ -176,17 +176,17 @@ export function initReview(root, { train }) {
     const it = r.items[r.pos];
     const m = state.learnModel && state.learnModel.classes.find((c) => c.class_id === r.classId);
     const k = state.classes.find((c) => c.id === r.classId);
-    const tile = el('div', { class: 'rv-tile' });
-    if (it && state.clips) applyTile(tile, it.clip_id, 300);
+    const tile = el('div', { class: 'rq-tile' });
+    if (it && state.clips) applyTile(tile, it.clip_id, 128);
     const p = r.precision;
     const prec = p && p.precision !== null && p.precision !== undefined
       ? `${(100 * p.precision).toFixed(0)} %${p.stderr ? ` ± ${(100 * p.stderr).toFixed(0)}` : ''} (${plural(p.n_judged, 'random draw')})`
       : 'judge a few random draws to estimate it';
     const verdict = it ? L.judged.get(it.clip_id) : undefined;
-    const btn = (id, label, key, fn, cls = '') => el('button', { class: `rv-btn ${cls}`, id, title: `${label} (${key})`, onclick: fn }, el('kbd', {}, key), ` ${label}`);
+    const btn = (id, label, key, fn, cls = '') => el('button', { class: `rq-btn ${cls}`, id, title: `${label} (${key})`, onclick: fn }, el('kbd', {}, key), ` ${label}`);
     const c = r.counts;
     root.replaceChildren(
-      el('div', { class: 'rv-head' },
+      el('div', { class: 'rq-head' },
         el('span', { class: 'sw', style: { background: (k && k.color) || '#888' } }),
         el('b', {}, `Review “${r.name}”`),
         el('span', { class: 'muted' }, ` · round ${r.round}`),
@@ -194,34 +194,33 @@ export function initReview(root, { train }) {
         el('button', { class: 'tool small', title: 'Close the review (Esc)', onclick: close }, '✕'),
       ),
       r.loading && !it
-        ? el('div', { class: 'muted rv-empty' }, 'loading the queue…')
+        ? el('div', { class: 'muted rq-empty' }, 'loading the queue…')
         : !it
-          ? el('div', { class: 'muted rv-empty' }, 'Queue done. Press T to retrain, or accept all above the threshold.')
-          : el('div', { class: 'rv-item' },
+          ? el('div', { class: 'muted rq-empty' }, 'Queue done. Press T to retrain, or accept all above the threshold.')
+          : el('div', { class: 'rq-item' },
             tile,
-            el('div', { class: 'rv-meta' },
+            el('div', { class: 'rq-meta' },
+              el('span', { class: 'rq-pos' }, `${r.pos + 1} / ${r.items.length}`),
               el('span', { id: 'review-clip' }, `clip ${it.clip_id}`),
-              el('span', { class: `rv-strategy ${it.strategy}` }, STRATEGY[it.strategy] || it.strategy),
+              el('span', { class: `rq-strategy ${it.strategy}` }, STRATEGY[it.strategy] || it.strategy),
               el('span', {}, 'score ', el('b', { id: 'review-score' }, it.score.toFixed(2)), r.threshold !== null ? el('span', { class: 'muted' }, ` / threshold ${r.threshold.toFixed(2)}`) : null),
+              value('label', it.clip_id) ? el('span', { class: 'muted' }, `file label: ${value('label', it.clip_id)}`) : null,
+              verdict === undefined ? null : el('span', { class: verdict ? 'ok' : 'no' }, verdict ? '✓ accepted' : '✗ rejected'),
             ),
-            el('div', { class: 'rv-meta muted' },
-              `${r.pos + 1} of ${r.items.length} in the queue`,
-              value('label', it.clip_id) ? ` · file label: ${value('label', it.clip_id)}` : '',
-              verdict === undefined ? '' : verdict ? ' · accepted' : ' · rejected'),
           ),
-      el('div', { class: 'rv-keys' },
+      el('div', { class: 'rq-keys' },
         btn('review-accept', 'accept', 'A', accept, 'ok'),
         btn('review-reject', 'not this class', 'X', reject, 'no'),
         btn('review-skip', 'skip', 'S', skip),
         btn('review-back', 'back', 'B', back),
       ),
-      el('div', { class: 'rv-counter', id: 'review-counter' },
+      el('div', { class: 'rq-counter', id: 'review-counter' },
         el('div', {}, el('b', {}, fmtInt(c.accepted + c.rejected)), ' reviewed: ',
           el('span', { class: 'ok' }, `${c.accepted} accepted`), ' · ', el('span', { class: 'no' }, `${c.rejected} rejected`), ` · ${c.skipped} skipped`),
         el('div', {}, `Estimated precision at the threshold: `, el('b', { id: 'review-precision' }, prec)),
         m ? el('div', { class: 'muted' }, `cross-validated AP ${m.ap.toFixed(2)} · precision ${fmt(m.precision)} · recall ${fmt(m.recall)} at ${m.threshold.toFixed(2)}`) : null,
       ),
-      el('div', { class: 'rv-actions' },
+      el('div', { class: 'rq-actions' },
         el('button', { class: 'tool', id: 'review-accept-all', onclick: acceptAll, title: 'Add every unlabelled clip scoring at or above the threshold (one undo step)' }, 'Accept all above threshold'),
         el('span', { class: 'spacer' }),
         el('button', { class: 'primary', id: 'review-retrain', onclick: train, title: 'Retrain with your judgements (T)' }, el('kbd', {}, 'T'), ' Retrain'),

@@ -52,15 +52,16 @@ export function initLearnCard(root) {
       : null;
     const rows = m
       ? el('table', { class: 'learn-metrics', id: 'learn-metrics' },
-        el('tr', {}, el('th', {}, 'class'), el('th', { title: 'cross-validated average precision' }, 'AP'), el('th', { title: 'precision / recall at the threshold' }, 'P / R'), el('th', {}, '')),
+        el('tr', {}, el('th', {}, 'class'), el('th', { title: 'cross-validated average precision; precision / recall at the threshold' }, 'AP · P / R'), el('th', {}, '')),
         ...m.classes.map((c) => {
           const k = state.classes.find((x) => x.id === c.class_id);
           return el('tr', { 'data-class': String(c.class_id) },
             el('td', { class: 'lm-name' }, el('span', { class: 'sw', style: { background: (k && k.color) || '#888' } }), c.name),
-            el('td', {}, c.ap.toFixed(2), delta(c.delta && c.delta.ap)),
-            el('td', {}, `${fmt(c.precision)} / ${fmt(c.recall)}`),
+            el('td', { class: 'lm-num', title: `threshold ${c.threshold.toFixed(2)}` },
+              el('div', {}, 'AP ', el('b', {}, c.ap.toFixed(2)), delta(c.delta && c.delta.ap)),
+              el('div', { class: 'muted' }, `P ${fmt(c.precision)} · R ${fmt(c.recall)}`)),
             el('td', { class: 'lm-actions' },
-              el('button', { class: 'tool small', title: `Review “${c.name}”: accept / reject its suggestions`, 'data-review': String(c.class_id), onclick: () => review.start(c.class_id) }, 'Review'),
+              el('button', { class: 'tool small', title: `Review “${c.name}”: accept / reject its suggestions`, 'data-review': String(c.class_id), onclick: () => review.start(c.class_id) }, '▶ Review'),
               el('button', { class: `tool small${state.colorBy === `score:${c.class_id}` ? ' on' : ''}`, title: `Colour the map by the score of “${c.name}”`, onclick: () => learning.colorByScore(c.class_id) }, '◐'),
               el('button', { class: 'tool small', title: `Clips similar to “${c.name}”`, onclick: () => learning.similarToClass(c.class_id) }, '≈')),
           );
@@ -71,7 +72,7 @@ export function initLearnCard(root) {
         el('kbd', {}, 'F'), sim ? ` searching ${sim.label}…` : src ? ` Similar to ${src.label}` : ' Similar to… (pin a clip or select)'),
       el('button', { class: 'tool small', id: 'similar-file-open', title: 'Find clips like a sound file (it is not added to the collection)', onclick: () => input.click() }, 'Sound file…'),
     );
-    const hint = el('div', { class: 'muted small drop-hint' }, 'or drop a sound file here to find clips like it');
+    const hint = el('div', { class: 'muted small drop-hint' }, '…or drop a sound file on this card');
     const exp = m
       ? el('div', { class: 'learn-export small' }, el('span', { class: 'muted' }, 'Export: '),
         el('a', { href: urls.learnExport(state.collection, 'predictions'), download: '', id: 'export-predictions' }, 'predictions CSV'), ' · ',
