@@ -3,7 +3,7 @@
 ``register(app, socketio, collections=registry, jobs=runner)`` adds (all under ``/api/collections/<c>``)::
 
     GET    /learn/model                          {ok, model: {round, features, n_clips, time_s, classes: [...],
-                                                  history}}  (404 until a round was trained)
+                                                  history}}  (model: null until a round was trained)
     GET    /learn/scores.f32?class_id=ID         little-endian float32 [n_clips], that class's scores in [0, 1]
     GET    /learn/scores.f32                     b"SMS1", uint32 LE header length, JSON header {n, class_ids,
                                                   shape} (space-padded to 8 bytes), float32 LE [n, C] row-major
@@ -64,6 +64,8 @@ def register(app: Any, socketio: Any, *, collections: Any, jobs: Any) -> Bluepri
     @bp.get("/learn/model")
     def model(name: str) -> Any:
         c = collections.get(name)
+        if not c.learn_meta_path.is_file():  # none trained yet: not an error for a page that asks at boot
+            return jsonify({"ok": True, "model": None})
         m = learn.load_model(c)
         meta = json.loads(c.learn_meta_path.read_text())
         summary = train_summary(c, m, n_clips=int(meta.get("n_scored", 0)))

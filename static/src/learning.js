@@ -32,8 +32,8 @@ export function initLearning() {
 export async function loadModel() {
   try {
     const r = await api.learnModel(state.collection);
-    set({ learnModel: r.model });
-    return r.model;
+    set({ learnModel: r.model || null });
+    return r.model || null;
   } catch (e) {
     if (e.status !== 404 && e.status !== 409) toast(`Classifier: ${e.message}`, 'error');
     set({ learnModel: null });

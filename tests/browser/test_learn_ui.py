@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import urllib.request
 from pathlib import Path
 
@@ -70,24 +71,26 @@ def _shot(page, name):
 
 def test_review_three_clips_with_keys_then_similar(browser, learn_url, page_opener):
     url, root = learn_url
-    cid, _other = _pool(url, root)
+    cid, other = _pool(url, root)
     with page_opener(browser, f"{url}/?c=demo") as page:
         page.wait_for_function("window.__sonomap.state.classes.length === 2")
         page.locator("body").click(position={"x": 700, "y": 300})  # audio needs a gesture
         page.keyboard.press("t")
-        page.wait_for_function("window.__sonomap.learning.model && window.__sonomap.learning.model.round === 1", timeout=60_000)
+        page.wait_for_function(
+            "window.__sonomap.learning.model && window.__sonomap.learning.model.round === 1", timeout=60_000
+        )
         assert page.locator("#learn-metrics tr[data-class]").count() == 2
 
         page.select_option("#color-by", "class")
         page.wait_for_function("window.__sonomap.state.legend && window.__sonomap.state.legend.by === 'class'")
         page.click(f'[data-review="{cid}"]')
-        page.wait_for_function("(() => { const r = window.__sonomap.learning.review; return r && r.items.length >= 3 && !r.loading; })()")
+        page.wait_for_function(
+            "(() => { const r = window.__sonomap.learning.review; return r && r.items.length >= 3 && !r.loading; })()"
+        )
         first = page.evaluate("window.__sonomap.learning.review.items.slice(0, 3).map((it) => it.clip_id)")
         played = page.evaluate("window.__sonomap.playbacks")
         size0 = page.evaluate(f"(window.__sonomap.state.members[{cid}] || []).length")
-        code = page.evaluate(
-            f"window.__sonomap.state.legend.items.find((it) => it.key === {cid}).code"
-        )
+        code = page.evaluate(f"window.__sonomap.state.legend.items.find((it) => it.key === {cid}).code")
         assert page.evaluate(f"window.__sonomap.state.legend.codes[{first[0]}]") != code
 
         def judged(n):
@@ -131,7 +134,9 @@ def test_review_three_clips_with_keys_then_similar(browser, learn_url, page_open
         # query by example from a pinned clip; a number key adds the hovered result tile
         page.evaluate(f"window.__sonomap.actions.pin({first[0]})")
         page.keyboard.press("f")
-        page.wait_for_function("window.__sonomap.state.focus && window.__sonomap.state.focus.kind === 'similar'", timeout=60_000)
+        page.wait_for_function(
+            "window.__sonomap.state.focus && window.__sonomap.state.focus.kind === 'similar'", timeout=60_000
+        )
         assert page.locator("#gallery-tiles .tile .sim").count() > 5
         sims = [float(t) for t in page.locator("#gallery-tiles .tile .sim").all_inner_texts()[:10]]
         assert sims == sorted(sims, reverse=True)
@@ -143,4 +148,28 @@ def test_review_three_clips_with_keys_then_similar(browser, learn_url, page_open
         page.keyboard.press("1")
         if not in_class:
             page.wait_for_function(f"(window.__sonomap.state.members[{cid}] || []).includes({clip})")
+
+        # Shift+2: "not in class 2" for the tile under the pointer
+        tile = page.locator("#gallery-tiles .tile").nth(3)
+        tile.hover()
+        clip = int(tile.get_attribute("data-clip"))
+        page.keyboard.press("Shift+Digit2")
+        deadline = time.monotonic() + 20
+        while clip not in _req(f"{url}/api/collections/demo/negatives")["negatives"][str(other)]:
+            assert time.monotonic() < deadline, "Shift+2 did not record a negative"
+            time.sleep(0.2)
+
+        # a sound file as the query: embedded on the server, never added
+        from preprocess.collection import Collection
+        from tests.conftest import DEMO_RECORDINGS
+
+        n_clips = len(Collection.open(root).clips())
+        rec = Collection.open(root).recordings().iloc[0]
+        page.set_input_files("#similar-file", str(DEMO_RECORDINGS / rec["path"]))
+        page.wait_for_function(
+            "(() => { const f = window.__sonomap.state.focus; return f && f.kind === 'similar' && f.query && f.query.kind === 'file'; })()",
+            timeout=90_000,
+        )
+        assert rec["file_name"] in page.inner_text("#gallery-title")
+        assert len(Collection.open(root).clips()) == n_clips
         assert not page.errors, page.errors

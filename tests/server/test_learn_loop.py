@@ -118,7 +118,8 @@ def test_similar_train_review_retrain_export(served):
     assert not bad["ok"] and bad["status"] == 400 and "not in the collection" in bad["error"]
     bad = sc.emit("similar", {"collection": "demo", "k": 5}, callback=True)
     assert not bad["ok"] and "exactly one" in bad["error"]
-    assert client.get("/api/collections/demo/learn/model").status_code == 404
+    assert client.get("/api/collections/demo/learn/model").get_json() == {"ok": True, "model": None}
+    assert client.get("/api/collections/demo/learn/scores.f32").status_code == 404
 
     # train: per-class metrics
     res, events = _job(sc, "train", {"collection": "demo"})

@@ -68,7 +68,7 @@ export function initLearnCard(root) {
         }))
       : el('div', { class: 'muted small' }, 'Pool clips into classes, then press T: a classifier learns each class from its members and scores every clip.');
     const simRow = el('div', { class: 'similar-row' },
-      el('button', { class: 'tool small', id: 'find-similar', disabled: !src || !!sim, title: 'The clips most like this (F)', onclick: () => learning.findSimilar() },
+      el('button', { class: 'tool small', id: 'find-similar', disabled: !!sim, title: 'The clips most like this (F)', onclick: () => learning.findSimilar() },
         el('kbd', {}, 'F'), sim ? ` searching ${sim.label}…` : src ? ` Similar to ${src.label}` : ' Similar to… (pin a clip or select)'),
       el('button', { class: 'tool small', id: 'similar-file-open', title: 'Find clips like a sound file (it is not added to the collection)', onclick: () => input.click() }, 'Sound file…'),
     );
