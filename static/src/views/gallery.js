@@ -53,6 +53,8 @@ export function initGallery(root) {
       const t = el('div', { class: `tile${j === state.galleryIndex ? ' current' : ''}${i === state.pinned ? ' pinned' : ''}`, 'data-j': String(j), 'data-clip': String(i) });
       applyTile(t, i, TILE_W);
       const rank = f.sims || f.scores; // a similarity result or a review queue: its value on the tile
+      const verdict = f.kind === 'review' ? state.learning.judged.get(i) : undefined; // accepted / rejected this round
+      if (verdict !== undefined) t.classList.add(verdict ? 'judged-yes' : 'judged-no');
       if (rank) t.append(el('span', { class: 'sim', title: f.sims ? 'cosine similarity' : 'classifier score' }, rank[j].toFixed(2)));
       if (isClass) t.append(el('button', { class: 'rm', title: 'Remove from class', 'data-rm': String(i) }, '×'));
       frag.append(t);
