@@ -61,6 +61,7 @@ MAX_NOTE_CHARS = 4000
 MAX_SOURCE_JSON_BYTES = 65536
 #: How many of the last changes can be undone (older undo records are pruned).
 MAX_UNDO = 200
+MAX_CLASSES = 1000  # per collection (issue 13): a bound on legends, exports and the store
 #: Changes that touch at most this many clips list them in their summary (for other tabs).
 SUMMARY_MAX_CLIPS = 5000
 
@@ -397,6 +398,8 @@ class LabelStore:
         note = check_note(note)
         color = check_color(color) if color is not None else None
         with self._write() as db:
+            if db.execute("SELECT count(*) FROM classes").fetchone()[0] >= MAX_CLASSES:
+                raise CollectionError(f"this collection has {MAX_CLASSES} classes, the most allowed; delete some first")
             self._check_unique(db, name)
             if color is None:
                 n = db.execute("SELECT count(*) FROM classes").fetchone()[0]

@@ -49,7 +49,9 @@ class TaskPool:
         if self._executor is None:
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload(_PRELOAD)
-            self._executor = ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx, initializer=_worker_init)
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.jobs, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+            )
         return self._executor
 
     def run(
@@ -121,7 +123,9 @@ class TaskPool:
         return results
 
 
-def _worker_init() -> None:
+def _worker_init(owner_pid: int | None = None) -> None:
+    if owner_pid is not None:
+        _exit_with_owner(owner_pid)
     try:
         import torch
 
@@ -131,6 +135,37 @@ def _worker_init() -> None:
     # libmpg123 prints warnings about damaged MP3s straight to stderr; those files are reported properly
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
+
+
+def _exit_with_owner(owner_pid: int) -> None:
+    """No orphans: this worker dies with the process that made the pool (issue 13, a killed build).
+
+    Linux: the kernel sends SIGKILL when the parent (the forkserver, which itself exits with its owner) dies;
+    everywhere: a daemon thread checks the owner once a second and exits when it is gone.
+    """
+    import signal
+    import threading
+    import time
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(owner_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # pragma: no cover - the pid was reused by another user's process
+                os._exit(1)
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="owner-watch", daemon=True).start()
 
 
 @contextmanager

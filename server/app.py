@@ -101,7 +101,13 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
         _register_optional(app, module, lambda m: m.register(app, socketio, collections=registry, settings=settings))
     # issue 11: query by example, the classifier, the review queue
     _register_optional(app, "server.learn_api", lambda m: m.register(app, socketio, collections=registry, jobs=jobs))
+    _register_optional(
+        app, "server.species_api", lambda m: m.register(app, socketio, collections=registry)
+    )  # #14 BirdNET
 
+    from . import security
+
+    security.install(app, socketio, settings)  # token, Host, Origin/CSRF, read-only, body limits (issue 13)
     if settings.warmup:
         warmup.start(socketio.start_background_task)
     return app, socketio

@@ -202,7 +202,10 @@ def _only(body: dict[str, Any], allowed: set[str]) -> None:
 def _clip_ids(body: dict[str, Any]) -> Any:
     if "clip_ids" not in body:
         raise ParameterError("missing 'clip_ids': a list of clip ids")
-    return body["clip_ids"]
+    ids = body["clip_ids"]
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise ParameterError("'clip_ids' must be a flat list of whole numbers, e.g. [3, 17, 42]")
+    return ids
 
 
 def _who(body: dict[str, Any]) -> str:

@@ -95,6 +95,8 @@ def register(app: Any, socketio: Any, *, collections: Any, jobs: Any) -> Bluepri
         raw = request.args.get("exclude", "")
         exclude = [_int_arg(v, "exclude") for v in raw.split(",") if v.strip()] if raw else None
         seed = _int_arg(request.args.get("seed", "0"), "seed")
+        if seed < 0:
+            raise ParameterError(f"seed must be a non-negative integer, got {seed}")
         with LabelStore.open(c) as store:
             items = learn.review_queue(c, cid, n=n, exclude=exclude, random_state=seed, store=store)
         m = learn.load_model(c)

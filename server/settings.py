@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,8 +23,15 @@ class Settings:
     max_cached_arrays: loaded arrays / tables / encoded bodies kept in memory (LRU).
     max_clusterers: coordinate sets whose density trees are kept (each holds up to 3 trees).
     asset_max_age_s: Cache-Control max-age for sprites, audio and content-hashed bundle files.
-    secret_key: Flask secret (sessions are not used; set for completeness).
+    secret_key: Flask secret; ``None``: a random key kept in the collections folder (mode 0600).
     max_upload_mb: largest file (or zip) accepted from the browser (issue 7 uploads).
+    token: the access token (random per start unless given); every request needs it when ``auth`` is on.
+    auth: require the token (``--no-token`` turns it off, refused beyond localhost).
+    allowed_hosts: Host names accepted besides localhost, 127.0.0.1, [::1] and the bound address.
+    read_only: serve maps and audio, refuse every change (403).
+    max_json_mb / max_form_mb: largest JSON body / form body (the labels import) accepted (413 beyond).
+    server: ``gunicorn`` (production: one worker, ``threads`` threads) or ``werkzeug`` (the development server).
+    numba_cache_dir: where numba keeps compiled code between starts (NUMBA_CACHE_DIR).
     """
 
     collections_dir: Path
@@ -36,8 +44,17 @@ class Settings:
     max_cached_arrays: int = 24
     max_clusterers: int = 4
     asset_max_age_s: int = 7 * 24 * 3600
-    secret_key: str = "sonomap-local"
+    secret_key: str | None = None
     max_upload_mb: int = 2048  # largest file (or zip) a browser may upload, in MB
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    auth: bool = True
+    allowed_hosts: tuple[str, ...] = ()
+    read_only: bool = False
+    max_json_mb: int = 16
+    max_form_mb: int = 256
+    server: str = "gunicorn"
+    threads: int = 100
+    numba_cache_dir: Path = field(default=_REPO_ROOT / ".numba_cache")
 
     @classmethod
     def from_env(cls, collections_dir: Path | str | None = None, **overrides) -> Settings:
@@ -58,6 +75,12 @@ class Settings:
             values["max_upload_mb"] = int(env["SONOMAP_MAX_UPLOAD_MB"])
         if "SONOMAP_SECRET_KEY" in env:
             values["secret_key"] = env["SONOMAP_SECRET_KEY"]
+        if env.get("SONOMAP_TOKEN"):
+            values["token"] = env["SONOMAP_TOKEN"]
+        if "SONOMAP_ALLOW_HOSTS" in env:
+            values["allowed_hosts"] = tuple(h for h in env["SONOMAP_ALLOW_HOSTS"].split(",") if h.strip())
+        if env.get("NUMBA_CACHE_DIR"):
+            values["numba_cache_dir"] = Path(env["NUMBA_CACHE_DIR"])
         if collections_dir is not None:
             values["collections_dir"] = Path(collections_dir)
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -67,3 +90,16 @@ class Settings:
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)
+
+    def apply_numba_cache(self) -> None:
+        """Point numba at a persistent cache (before anything imports numba): compile once, not every start."""
+        if os.environ.get("NUMBA_CACHE_DIR"):
+            return
+        for candidate in (self.numba_cache_dir, Path.home() / ".cache" / "sonomap" / "numba"):
+            try:
+                candidate.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                continue
+            if os.access(candidate, os.W_OK):
+                os.environ["NUMBA_CACHE_DIR"] = str(candidate)
+                return

@@ -9,6 +9,8 @@ import * as clustering from './clustering.js';
 import * as classes from './classes.js';
 import * as learning from './learning.js';
 import * as review from './views/review.js';
+import * as birdnet from './birdnet.js';
+import * as labelsImport from './labels_import.js';
 
 /** Wire the map and the player in (boot calls this once both exist). */
 function init({ map, player }) {
@@ -45,4 +47,6 @@ export const actions = {
   ...classes,
   ...learning, // train, findSimilar, similarToFile, colorByScore, notInClass, …
   review: { start: review.start, accept: review.accept, reject: review.reject, skip: review.skip, back: review.back, acceptAll: review.acceptAll, close: review.close },
+  ...birdnet,
+  ...labelsImport,
 };

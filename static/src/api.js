@@ -29,6 +29,7 @@ export const urls = {
   negatives: (c) => `${base(c)}/negatives`,
   classNegatives: (c, id) => `${base(c)}/classes/${enc(id)}/negatives`,
   acceptAbove: (c, id) => `${base(c)}/classes/${enc(id)}/accept-above`,
+  disagree: (c, minConfidence) => `${base(c)}/birdnet/disagree?min_confidence=${enc(minConfidence)}`,
   // uploads and the whole-recording view
   uploads: () => '/api/uploads',
   upload: (id, offset = null) => `/api/uploads/${enc(id)}${offset === null ? '' : `?offset=${offset}`}`,
@@ -45,10 +46,15 @@ export class ApiError extends Error {
   }
 }
 
-/** fetch + JSON, raising ApiError(message, status) for HTTP errors and `{ok: false}`. A Blob body is sent raw. */
+/** The server's token (rendered into <meta name="sonomap-token">); every request carries it, changes need it. */
+export function serverToken() {
+  return document.querySelector('meta[name="sonomap-token"]')?.content || '';
+}
+
+/** fetch + JSON, raising ApiError(message, status) for HTTP errors and `{ok: false}`. A Blob or FormData body is sent as it is. */
 async function request(url, { method = 'GET', body, keepalive = false } = {}) {
-  const init = { method, headers: {}, keepalive };
-  if (body instanceof Blob) {
+  const init = { method, headers: { 'X-Sonomap-Token': serverToken() || '-' }, keepalive };
+  if (body instanceof Blob || body instanceof FormData) {
     init.body = body;
   } else if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
@@ -144,6 +150,14 @@ export const api = {
     request(urls.classNegatives(c, id), { method: 'DELETE', body: { clip_ids: Array.from(clipIds) } }),
   acceptAbove: (c, id) => request(urls.acceptAbove(c, id), { method: 'POST', body: {} }),
   recording: (c, rid) => request(urls.recording(c, rid)),
+  disagree: (c, minConfidence) => request(urls.disagree(c, minConfidence)),
+  /** Import labels (multipart: file, and optional format / recording / annot_col); resolves to the import report. */
+  importLabels: (c, file, fields = {}) => {
+    const form = new FormData();
+    form.append('file', file, file.name);
+    for (const [k, v] of Object.entries(fields)) if (v) form.append(k, v);
+    return request(urls.importFile(c), { method: 'POST', body: form });
+  },
   uploadLimits: () => request(urls.uploadLimits()),
   createUpload: (fileName, sizeBytes) =>
     request(urls.uploads(), { method: 'POST', body: { file_name: fileName, size_bytes: sizeBytes } }),

@@ -2,6 +2,7 @@
 import { state, set } from './state.js';
 import { encodeClusters, encodeColumn, encodeClasses } from './colors.js';
 import { encodeScores } from './score_colors.js';
+import { confidentSpecies, clusterSpeciesText, markUncertain } from './birdnet.js';
 
 /** Recompute the legend from the current colouring and redraw the map's colours (and the noise filter). */
 export function recolor() {
@@ -15,6 +16,13 @@ export function recolor() {
       enc = { codes: new Float32Array(state.n), colors: ['#8fa3c7'], items: [], noiseCode: -1, pending: true };
     } else {
       enc = encodeClusters(state.cluster.labels, state.cluster.result.clusters);
+      const byId = new Map((state.cluster.result.clusters || []).map((c) => [c.id, c]));
+      for (const it of enc.items) {
+        if (it.kind !== 'cluster') continue;
+        const info = byId.get(it.key);
+        it.birdnet = clusterSpeciesText(info);
+        if (it.birdnet && info.top_species[0][0] === it.hint) it.hint = ''; // said once, with its score
+      }
     }
   } else if (by === 'class') {
     enc = encodeClasses(state.n, state.classes, state.membership);
@@ -25,6 +33,8 @@ export function recolor() {
     if (!sc || sc.classId !== cid || sc.values.length !== state.n) return;
     const m = state.learnModel && state.learnModel.classes.find((k) => k.class_id === cid);
     enc = encodeScores(sc.values, m ? m.threshold : null, m ? m.name : 'score');
+  } else if (by === 'top_species') {
+    enc = markUncertain(encodeColumn(confidentSpecies())); // below the minimum confidence: "uncertain", one colour
   } else {
     enc = encodeColumn(state.clips[by] || []);
   }

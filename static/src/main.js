@@ -20,6 +20,8 @@ import { initUpload } from './views/upload.js';
 import { initRecording } from './views/recording.js';
 import { initLearnCard } from './views/similar.js';
 import { initReview } from './views/review.js';
+import { initConfidence } from './views/confidence.js';
+import { initImport } from './views/import.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -140,6 +142,8 @@ async function boot() {
   initControls($('controls-body'), $('job'), $('cluster-summary'));
   initGallery($('gallery'));
   initPooling($('pooling'));
+  initImport($('pooling'));
+  initConfidence($('birdnet-card'));
   initKeyboard();
   initTopbar(player, map);
   initRecording();

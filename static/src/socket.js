@@ -1,5 +1,6 @@
 // Every Socket.IO event name the page uses, and the one connection.
 import { io } from 'socket.io-client';
+import { serverToken } from './api.js';
 import { state } from './state.js';
 
 export const EVENTS = {
@@ -25,7 +26,9 @@ export const EVENTS = {
 /** The one connection (state.runtime.socket), made on first use. */
 function ensureSocket() {
   const rt = state.runtime;
-  if (!rt.socket) rt.socket = io({ transports: ['websocket', 'polling'] });
+  // the cookie carries the token; the <meta> token is sent too, for browsers that hold no cookie
+  const token = serverToken();
+  if (!rt.socket) rt.socket = io({ transports: ['websocket', 'polling'], ...(token ? { query: { token } } : {}) });
   return rt.socket;
 }
 

@@ -49,6 +49,9 @@ export const state = {
   learnModel: null, // GET …/learn/model .model: {round, features, n_clips, classes: [{class_id, name, ap, …, delta}]}
   learnTick: 0, // grows when a train / similar job moves (the Learn card redraws)
   review: null, // {classId, name, items, pos, threshold, round, precision, counts} while the review panel is open
+  minConfidence: 0.1, // BirdNET: below it a top species is 'uncertain' (birdnet.js)
+  importReport: null, // the last label import's report, or {file, error} (labels_import.js)
+  disagree: null, // {minConfidence, ids: Int32Array, nLabelled, birdnet}: clips BirdNET disagrees on (birdnet.js)
 
   stats: {
     ready: false,

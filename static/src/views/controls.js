@@ -10,6 +10,11 @@ const COUNT_PARAMS = new Set(['min_cluster_size', 'min_samples', 'n_clusters']);
 /** A slider mapping: linear for narrow ranges, logarithmic for wide ones; counts capped at the collection size. */
 function scaleFor(name, rule, n, hint) {
   const isInt = rule.type === 'int';
+  if (hint && hint.log_min > 0 && hint.log_max > hint.log_min) {
+    const lo = Math.max(Number(hint.log_min), Number(rule.min));
+    const hi = Math.min(Number(hint.log_max), Number(rule.max));
+    if (hi > lo) return logSpan(lo, hi);
+  }
   let lo = Number(rule.min);
   let hi = Number(rule.max);
   if (hint && hint.max !== undefined) hi = Math.min(hi, Number(hint.max));
@@ -39,6 +44,18 @@ function scaleFor(name, rule, n, hint) {
     return { lo, hi, isInt, log, min: lo, max: hi, toValue: (p) => Math.round(p), toPos: (v) => Math.round(v) };
   }
   return { lo, hi, isInt, toValue, toPos, log, min: 0, max: STEPS };
+}
+
+/**
+ * A slider over [lo, hi] on a log scale (the server's span of the data's neighbour distances, e.g. DBSCAN eps:
+ * cluster_defaults' log_min..log_max); values typed in the number box may lie outside it.
+ */
+export function logSpan(lo, hi) {
+  const a = Math.log(lo);
+  const b = Math.log(hi);
+  const toValue = (p) => Number(Math.exp(a + (p / STEPS) * (b - a)).toPrecision(3));
+  const toPos = (v) => (v <= lo ? 0 : v >= hi ? STEPS : Math.round(((Math.log(v) - a) / (b - a)) * STEPS));
+  return { lo, hi, isInt: false, log: true, toValue, toPos, min: 0, max: STEPS };
 }
 
 /**

@@ -4,9 +4,15 @@ import { state, subscribe } from '../state.js';
 import { actions } from '../actions.js';
 import { applyTile } from '../clips.js';
 import { escapeHtml, fmtInt, el } from '../util.js';
+import { focusSpeciesText } from '../birdnet.js';
 
 const PAGE = 240;
 const TILE_W = 84;
+
+const birdnetLine = (f) => {
+  const t = focusSpeciesText(f);
+  return t ? ` · BirdNET ${t}` : '';
+};
 
 export function initGallery(root) {
   let shown = PAGE;
@@ -40,6 +46,7 @@ export function initGallery(root) {
       el('span', { class: 'sw', style: { background: klass ? klass.color || '#888' : 'transparent' } }),
       el('b', { id: 'gallery-title' }, f.label),
       el('span', { class: 'muted' }, ` · ${fmtInt(order.length)} clip${order.length === 1 ? '' : 's'}${order.length > 1 ? (f.sims ? ', most similar first' : f.kind === 'review' ? ', in review order' : ', typical first') : ''}`),
+      el('span', { class: 'muted bn', id: 'gallery-birdnet', title: 'BirdNET: top species, mean score, clips' }, birdnetLine(f)),
       el('span', { class: 'spacer' }),
       order.length ? play : null,
       zoom,
@@ -93,6 +100,10 @@ export function initGallery(root) {
   };
   subscribe(['focus', 'galleryOrder', 'classes', 'clips'], render);
   subscribe('galleryIndex', markCurrent);
+  subscribe('minConfidence', () => {
+    const b = root.querySelector('#gallery-birdnet');
+    if (b) b.textContent = birdnetLine(state.focus);
+  });
   subscribe('playingSequence', (s) => {
     const b = root.querySelector('#play-all');
     if (b) b.textContent = s.playingSequence ? '■ Stop' : '▶ Play all';

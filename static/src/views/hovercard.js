@@ -2,6 +2,7 @@
 import { state, subscribe, set } from '../state.js';
 import { applyTile, value, fmtTime, xenoCantoUrl, classesOf } from '../clips.js';
 import { escapeHtml } from '../util.js';
+import { guessOf, guessText, disagrees } from '../birdnet.js';
 
 export function initHoverCard(root) {
   const render = () => {
@@ -14,7 +15,7 @@ export function initHoverCard(root) {
     const species = value('species', i);
     const common = value('common_name', i);
     const label = value('label', i);
-    const top = value('top_species', i);
+    const top = guessText(guessOf(i)); // with its score; "uncertain" below the minimum confidence
     const xc = xenoCantoUrl(i);
     const xcId = value('xc_id', i);
     const cl = state.cluster ? state.cluster.labels[i] : null;
@@ -37,7 +38,7 @@ export function initHoverCard(root) {
       <div class="hc-tile"></div>
       <div class="hc-species">${escapeHtml(common || species || label || 'unknown')}</div>
       ${species && common ? `<div class="hc-sci">${escapeHtml(species)}</div>` : ''}
-      <table class="meta">${rows.map(([k, v]) => `<tr><th>${k}</th><td>${escapeHtml(v)}</td></tr>`).join('')}</table>
+      <table class="meta">${rows.map(([k, v]) => `<tr><th>${k}</th><td>${escapeHtml(v)}${k === 'BirdNET' && disagrees(i) ? ' <span class="bn-disagree" title="BirdNET confidently names another species than the label">≠ label</span>' : ''}</td></tr>`).join('')}</table>
       ${classes.length ? `<div class="chips">${classes.map((k) => `<span class="chip" style="--c:${escapeHtml(k.color || '#888')}">${escapeHtml(k.name)}</span>`).join('')}</div>` : ''}
       ${xc ? `<a class="xc" href="${escapeHtml(xc)}" target="_blank" rel="noopener">${xcId ? `XC${escapeHtml(String(xcId).replace(/^XC/i, ''))}` : 'source'} on xeno-canto ↗</a>` : ''}
     `;
@@ -48,7 +49,7 @@ export function initHoverCard(root) {
     if (unpin) unpin.onclick = () => set({ pinned: -1 });
   };
   let raf = 0;
-  subscribe(['current', 'pinned', 'clips', 'cluster', 'classes'], () => {
+  subscribe(['current', 'pinned', 'clips', 'cluster', 'classes', 'minConfidence', 'disagree'], () => {
     cancelAnimationFrame(raf);
     raf = requestAnimationFrame(render); // render at most once a frame, never in the hover → sound path
   });

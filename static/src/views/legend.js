@@ -5,7 +5,7 @@ import { escapeHtml, fmtInt } from '../util.js';
 import { scoreOptions } from '../learning.js';
 
 const PREFERRED = ['label', 'species', 'common_name', 'top_species', 'recordist', 'license', 'country', 'sound_type', 'recording_id'];
-const SKIP = new Set(['clip_id', 'start_s', 'end_s', 'sheet', 'cell', 'audio_sprite', 'audio_offset', 'audio_length', 'url', 'fmin_hz', 'fmax_hz']);
+const SKIP = new Set(['clip_id', 'start_s', 'end_s', 'sheet', 'cell', 'audio_sprite', 'audio_offset', 'audio_length', 'url', 'fmin_hz', 'fmax_hz', 'top_score']);
 
 export function initLegend(root, select, hideNoise) {
   const renderOptions = () => {
@@ -54,7 +54,7 @@ export function initLegend(root, select, hideNoise) {
       .map(
         (it, j) => `<button class="lg-row${active(it) ? ' active' : ''}" data-j="${j}" title="${escapeHtml(it.hint || it.label)}">
           <span class="sw" style="background:${escapeHtml(it.color)}"></span>
-          <span class="lg-name">${escapeHtml(it.label)}${it.hint ? ` <span class="muted">${escapeHtml(it.hint)}</span>` : ''}</span>
+          <span class="lg-name">${escapeHtml(it.label)}${it.hint ? ` <span class="muted">${escapeHtml(it.hint)}</span>` : ''}${it.birdnet ? `<span class="lg-bn" title="BirdNET: top species, mean score, clips">BirdNET ${escapeHtml(it.birdnet)}</span>` : ''}</span>
           <span class="lg-count">${fmtInt(it.count)}</span>
           <span class="lg-bar" style="width:${((100 * it.count) / max).toFixed(1)}%;background:${escapeHtml(it.color)}"></span>
         </button>`,

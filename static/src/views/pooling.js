@@ -25,7 +25,7 @@ export function initPooling(root) {
   const list = el('div', { class: 'class-list', id: 'class-list' });
 
   const fmt = el('select', { id: 'export-format', 'aria-label': 'Export format' },
-    [['csv', 'CSV'], ['raven', 'Raven'], ['audacity', 'Audacity'], ['json', 'JSON']].map(([v, t]) => el('option', { value: v }, t)));
+    [['csv', 'CSV'], ['raven', 'Raven'], ['audacity', 'Audacity'], ['audacity-bbox', 'Audacity + bands'], ['json', 'JSON']].map(([v, t]) => el('option', { value: v }, t)));
   const only = el('input', { type: 'checkbox', id: 'export-labelled-only' });
   const download = el('a', { class: 'button primary', id: 'export', download: '' }, '⤓ Export');
   const setHref = () => (download.href = urls.exportFile(state.collection, exportFormat, labelledOnly));
