@@ -40,7 +40,9 @@ def learn_url(demo_collection_path, tmp_path_factory, server_runner):
 
 def _req(url, method="GET", body=None):
     data = None if body is None else json.dumps(body).encode()
-    r = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    # the server runs with --no-token: a state change still needs the CSRF header (any value), as api.js sends it
+    headers = {"Content-Type": "application/json", "X-Sonomap-Token": "test"}
+    r = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(r, timeout=30) as resp:
         return json.loads(resp.read())
 
