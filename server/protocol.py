@@ -14,6 +14,8 @@ CANCEL = "cancel"  # {job_id}: cancels a job of any kind
 PREPROCESS = "preprocess"
 PREPROCESS_CANCEL = "preprocess:cancel"  # kept for the page; same as CANCEL
 REMAP = "remap"
+SIMILAR = "similar"  # query by example (server/jobs/learn.py)
+TRAIN = "train"  # one classifier round
 
 # server -> client
 JOB_PROGRESS = "job:progress"
@@ -39,6 +41,8 @@ CLIENT_EVENTS = {
     "preprocessFile": PREPROCESS_FILE,
     "preprocessClips": PREPROCESS_CLIPS,
     "remap": REMAP,
+    "similar": SIMILAR,
+    "train": TRAIN,
 }
 
 

@@ -94,6 +94,7 @@ class PreprocessKind(JobKind):
             self.store.collections_root, name, batch, create=create, progress=progress, on_file=on_file,
             should_cancel=job.should_cancel, refused=req.get("refused") or [],
         )  # fmt: skip
+        _score_new(self.collections, name, result.new_clip_ids)
         return {
             "collection": name,
             "created": result.created,
@@ -199,6 +200,18 @@ def _client_refusals(value: Any) -> list[tuple[str, str]]:
         if isinstance(name, str) and name.strip() and isinstance(reason, str):
             out.append((clean(name.strip())[:300], clean(reason)[:300]))
     return out
+
+
+def _score_new(collections: Any, name: str, clip_ids: list[int]) -> None:
+    """Clips added to a collection with a trained classifier get their scores now."""
+    from preprocess import learn
+
+    try:
+        c = collections.get(name)
+        if clip_ids and c.learn_meta_path.is_file():
+            learn.score_new(c, clip_ids)
+    except SonomapError:  # no model for these features (e.g. retrained on another set): scored at the next round
+        pass
 
 
 def clip_rows(c: Any, clip_ids: list[int]) -> dict[str, list]:

@@ -7,6 +7,8 @@ import * as focus from './focus.js';
 import * as coloring from './coloring.js';
 import * as clustering from './clustering.js';
 import * as classes from './classes.js';
+import * as learning from './learning.js';
+import * as review from './views/review.js';
 import * as birdnet from './birdnet.js';
 import * as labelsImport from './labels_import.js';
 
@@ -43,6 +45,8 @@ export const actions = {
   ...coloring,
   ...clustering,
   ...classes,
+  ...learning, // train, findSimilar, similarToFile, colorByScore, notInClass, …
+  review: { start: review.start, accept: review.accept, reject: review.reject, skip: review.skip, back: review.back, acceptAll: review.acceptAll, close: review.close },
   ...birdnet,
   ...labelsImport,
 };

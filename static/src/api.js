@@ -19,6 +19,16 @@ export const urls = {
   exportFile: (c, format = 'csv', labelledOnly = false) =>
     `${base(c)}/export?format=${enc(format)}${labelledOnly ? '&labelled_only=1' : ''}`,
   importFile: (c) => `${base(c)}/import`,
+  // learning (issue 11)
+  learnModel: (c) => `${base(c)}/learn/model`,
+  learnScores: (c, classId) => `${base(c)}/learn/scores.f32?class_id=${enc(classId)}`,
+  learnQueue: (c, classId, n = 20, exclude = [], seed = 0) =>
+    `${base(c)}/learn/queue?class_id=${enc(classId)}&n=${n}&seed=${seed}${exclude.length ? `&exclude=${exclude.join(',')}` : ''}`,
+  learnPrecision: (c) => `${base(c)}/learn/precision`,
+  learnExport: (c, format) => `${base(c)}/learn/export?format=${enc(format)}`,
+  negatives: (c) => `${base(c)}/negatives`,
+  classNegatives: (c, id) => `${base(c)}/classes/${enc(id)}/negatives`,
+  acceptAbove: (c, id) => `${base(c)}/classes/${enc(id)}/accept-above`,
   disagree: (c, minConfidence) => `${base(c)}/birdnet/disagree?min_confidence=${enc(minConfidence)}`,
   // uploads and the whole-recording view
   uploads: () => '/api/uploads',
@@ -129,6 +139,16 @@ export const api = {
     request(urls.members(c, id), { method: 'DELETE', body: { clip_ids: Array.from(clipIds) } }),
   undo: (c) => request(urls.undo(c), { method: 'POST', body: {} }),
   redo: (c) => request(urls.redo(c), { method: 'POST', body: {} }),
+  learnModel: (c) => request(urls.learnModel(c)),
+  learnQueue: (c, classId, n, exclude, seed) => request(urls.learnQueue(c, classId, n, exclude, seed)),
+  learnPrecision: (c, items, judgements, threshold) =>
+    request(urls.learnPrecision(c), { method: 'POST', body: { items, judgements, threshold } }),
+  negatives: (c) => request(urls.negatives(c)),
+  addNegatives: (c, id, clipIds, source) =>
+    request(urls.classNegatives(c, id), { method: 'POST', body: { clip_ids: Array.from(clipIds), source } }),
+  removeNegatives: (c, id, clipIds) =>
+    request(urls.classNegatives(c, id), { method: 'DELETE', body: { clip_ids: Array.from(clipIds) } }),
+  acceptAbove: (c, id) => request(urls.acceptAbove(c, id), { method: 'POST', body: {} }),
   recording: (c, rid) => request(urls.recording(c, rid)),
   disagree: (c, minConfidence) => request(urls.disagree(c, minConfidence)),
   /** Import labels (multipart: file, and optional format / recording / annot_col); resolves to the import report. */
@@ -146,3 +166,16 @@ export const api = {
   putChunk: (id, offset, blob) => request(urls.upload(id, offset), { method: 'PUT', body: blob }),
   deleteUpload: (id, { keepalive = false } = {}) => request(urls.upload(id), { method: 'DELETE', keepalive }),
 };
+
+/** One class's classifier scores, little-endian float32 [n] in [0, 1]. */
+export async function getScores(c, classId) {
+  const res = await fetch(urls.learnScores(c, classId));
+  if (!res.ok) {
+    let msg = `HTTP ${res.status}`;
+    try {
+      msg = (await res.json()).error || msg;
+    } catch {}
+    throw new ApiError(msg, res.status);
+  }
+  return new Float32Array(await res.arrayBuffer());
+}

@@ -100,6 +100,12 @@ export function deleteClass(id) {
 /** What "add to class" would add now: the focus (cluster(s), lasso, category), else the pinned clip. */
 export function addTarget() {
   const f = state.focus;
+  if (f && (f.kind === 'similar' || f.kind === 'review')) {
+    // a ranked result: the number keys add the tile you hover or stepped to, not the whole result
+    const j = state.galleryIndex;
+    const i = state.galleryOrder && j >= 0 ? state.galleryOrder[j] : state.pinned;
+    return i >= 0 ? { kind: f.kind === 'similar' ? 'similar' : 'clip', label: `clip ${i}`, ids: Int32Array.of(i) } : null;
+  }
   if (f && f.ids.length && f.kind !== 'class') return f;
   const i = state.pinned >= 0 ? state.pinned : -1;
   if (i >= 0) return { kind: 'clip', label: `clip ${i}`, ids: Int32Array.of(i) };
@@ -123,7 +129,8 @@ export async function addToClass(classId, target = addTarget()) {
         const source = { kind: 'cluster', cluster_id: target.clusterIds[0], params: { ...(params || {}), cluster_ids: target.clusterIds } };
         return api.addMembers(c, classId, ids, source);
       }
-      return api.addMembers(c, classId, target.ids, { kind: target.kind === 'clip' ? 'clip' : 'lasso' });
+      const kind = target.kind === 'clip' || target.kind === 'similar' ? target.kind : 'lasso';
+      return api.addMembers(c, classId, target.ids, { kind });
     },
     (r) => {
       const n = r.n ?? asked;

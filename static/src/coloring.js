@@ -1,6 +1,7 @@
 // Colouring the map: by cluster, by one of the clip table's columns, or by the user's classes.
 import { state, set } from './state.js';
 import { encodeClusters, encodeColumn, encodeClasses } from './colors.js';
+import { encodeScores } from './score_colors.js';
 import { confidentSpecies, clusterSpeciesText, markUncertain } from './birdnet.js';
 
 /** Recompute the legend from the current colouring and redraw the map's colours (and the noise filter). */
@@ -25,6 +26,13 @@ export function recolor() {
     }
   } else if (by === 'class') {
     enc = encodeClasses(state.n, state.classes, state.membership);
+  } else if (by.startsWith('score:')) {
+    // one class's classifier score (learning.js fetches them into state.learning.scores, then recolours)
+    const sc = state.learning.scores;
+    const cid = Number(by.slice(6));
+    if (!sc || sc.classId !== cid || sc.values.length !== state.n) return;
+    const m = state.learnModel && state.learnModel.classes.find((k) => k.class_id === cid);
+    enc = encodeScores(sc.values, m ? m.threshold : null, m ? m.name : 'score');
   } else if (by === 'top_species') {
     enc = markUncertain(encodeColumn(confidentSpecies())); // below the minimum confidence: "uncertain", one colour
   } else {

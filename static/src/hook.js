@@ -66,6 +66,10 @@ export function installHook() {
       const cats = Object.fromEntries(Object.entries(f.cats).map(([k, v]) => [k, Array.from(v)]));
       return { ranges: { ...f.ranges }, cats, shown: filtering.nShown(), n: state.n, version: f.version };
     },
+    /** Learning: the model's summary, the open review, the last similarity result and train round. */
+    get learning() {
+      return { model: state.learnModel, review: state.review, slice: state.learning, lastSimilar: s.lastSimilar || null, lastTrain: s.lastTrain || null };
+    },
     /** Client (page) coordinates of point i, or null when it is off screen. */
     pointToScreen: (i) => state.runtime.map.pointToScreen(i),
     /** Output level of everything the page plays (RMS of the last ~10 ms, 0..1, after volume and mute). */

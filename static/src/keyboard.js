@@ -2,11 +2,13 @@
 //   ← → ↑ ↓ step through the gallery · Space play / stop (the recording, when its view is open) · P / p play / pause
 //   the recording · R open the recording of the current clip · 1-9 add the selection to class 1-9 · M mute ·
 //   L lasso · 0 fit · Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y undo / redo · ? help · Esc close / clear.
+//   Learning (learning.js): T train · F find similar · Shift+1-9 not in class 1-9 · reviewing: A X S B, Esc closes.
 import { state, set } from './state.js';
 import { actions } from './actions.js';
 import { toast } from './toast.js';
 import * as recording from './views/recording.js';
 import { toggleHelp } from './views/help.js';
+import { learningKey } from './learning.js';
 
 function typingIn(t) {
   return t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT' || t.isContentEditable);
@@ -25,6 +27,7 @@ export function initKeyboard() {
       return actions.redo();
     }
     if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (!state.helpOpen && learningKey(e)) return; // T F Shift+1…9, and A X S B Esc while reviewing
     switch (e.key) {
       case 'ArrowRight':
       case 'ArrowDown':

@@ -21,6 +21,8 @@ import { initRecording } from './views/recording.js';
 import { initCounts } from './views/counts.js';
 import { initFilters } from './views/filters.js';
 import { initClusterLabels } from './views/cluster_labels.js';
+import { initLearnCard } from './views/similar.js';
+import { initReview } from './views/review.js';
 import { initConfidence } from './views/confidence.js';
 import { initImport } from './views/import.js';
 
@@ -147,6 +149,9 @@ async function boot() {
   initRecording();
   initFilters($('map-wrap'));
   initClusterLabels($('map-wrap'));
+  initLearnCard($('learn'));
+  initReview($('review'), { train: actions.train });
+  actions.initLearning();
 
   const clipsHint = $('clips-status');
   clipsHint.hidden = false;

@@ -18,6 +18,9 @@ export const EVENTS = {
   preprocessFile: 'preprocess:file',
   preprocessClips: 'preprocess:clips',
   remap: 'remap',
+  // learning (issue 11)
+  similar: 'similar',
+  train: 'train',
 };
 
 /** The one connection (state.runtime.socket), made on first use. */
@@ -79,6 +82,12 @@ export const requestPreprocess = (req) => emitAck(EVENTS.preprocess, req, 30000)
 
 /** Fit the map again with every clip: {collection, key} → ack {ok, job_id}. */
 export const requestRemap = (req) => emitAck(EVENTS.remap, req);
+
+/** Query by example: {collection, k, clip_ids | class_id | file: {name, data: ArrayBuffer}} → ack {ok, job_id}. */
+export const requestSimilar = (req) => emitAck(EVENTS.similar, req, 30000);
+
+/** Train the classifier (one round): {collection, features?} → ack {ok, job_id}. */
+export const requestTrain = (req) => emitAck(EVENTS.train, req);
 
 /**
  * Cancel job `jobId` of kind 'cluster' | 'preprocess' | 'remap'; resolves to the ack {ok} or {ok: false, error}.

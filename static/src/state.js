@@ -7,6 +7,7 @@
 //   prefetch   which audio sprites each map cell needs                                          prefetch.js
 //   upload     files being added, the preprocess / remap job                                    views/upload.js
 //   recording  the whole-recording view (what is open, its elements)                           views/recording.js
+//   learning   train / similar jobs, score colouring, the review round's judgements              learning.js
 //   runtime    handles made at boot (map, player) and timers                                    main.js, …
 //   filters    linked histogram filters (ranges, categories) and their bins                      filtering.js
 //   highlight  new clips ringed on the map for a few seconds                                     views/highlight.js
@@ -48,6 +49,10 @@ export const state = {
   helpOpen: false,
   filterMask: null, // Uint8Array [n] (1 = passes every filter) or null when nothing is filtered
   clusterLabels: true, // the top label drawn at each cluster's centre
+  // learning (learning.js, views/review.js, views/similar.js)
+  learnModel: null, // GET …/learn/model .model: {round, features, n_clips, classes: [{class_id, name, ap, …, delta}]}
+  learnTick: 0, // grows when a train / similar job moves (the Learn card redraws)
+  review: null, // {classId, name, items, pos, threshold, round, precision, counts} while the review panel is open
   minConfidence: 0.1, // BirdNET: below it a top species is 'uncertain' (birdnet.js)
   importReport: null, // the last label import's report, or {file, error} (labels_import.js)
   disagree: null, // {minConfidence, ids: Int32Array, nLabelled, birdnet}: clips BirdNET disagrees on (birdnet.js)
@@ -112,6 +117,15 @@ export const state = {
     at: 0, // performance.now() when they were added
     timer: null,
     els: [],
+  },
+  learning: {
+    trainJob: null, // {job_id, fraction, message, state}
+    similarJob: null, // job_id of the similarity query whose result counts
+    scores: null, // {classId, round, values: Float32Array [n]} for colouring by one class's score
+    negatives: {}, // class_id -> [clip ids] judged "not this class"
+    seen: [], // queue items shown in this review round (for the precision estimate)
+    judged: new Map(), // clip id -> true (accepted) | false (rejected), this round
+    skipped: new Set(), // clip ids skipped in this review session
   },
   runtime: {
     socket: null,

@@ -259,7 +259,10 @@ def test_exporting_downloads_the_expected_csv(page, server_url, get_json):
 
 def _post(url: str, body: dict) -> dict:
     req = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "X-Sonomap-Token": "test"},  # CSRF header (--no-token)
+        method="POST",
     )
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())

@@ -45,7 +45,7 @@ export function initGallery(root) {
     const head = el('div', { class: 'gallery-head' },
       el('span', { class: 'sw', style: { background: klass ? klass.color || '#888' : 'transparent' } }),
       el('b', { id: 'gallery-title' }, f.label),
-      el('span', { class: 'muted' }, ` · ${fmtInt(order.length)} clip${order.length === 1 ? '' : 's'}${order.length > 1 ? ', typical first' : ''}`),
+      el('span', { class: 'muted' }, ` · ${fmtInt(order.length)} clip${order.length === 1 ? '' : 's'}${order.length > 1 ? (f.sims ? ', most similar first' : f.kind === 'review' ? ', in review order' : ', typical first') : ''}`),
       f.fullOrder && f.fullOrder.length !== order.length ? el('span', { class: 'muted', id: 'gallery-filtered' }, ` · ${fmtInt(f.fullOrder.length - order.length)} filtered out`) : null,
       el('span', { class: 'muted bn', id: 'gallery-birdnet', title: 'BirdNET: top species, mean score, clips' }, birdnetLine(f)),
       el('span', { class: 'spacer' }),
@@ -60,6 +60,10 @@ export function initGallery(root) {
       const i = order[j];
       const t = el('div', { class: `tile${j === state.galleryIndex ? ' current' : ''}${i === state.pinned ? ' pinned' : ''}`, 'data-j': String(j), 'data-clip': String(i) });
       applyTile(t, i, TILE_W);
+      const rank = f.sims || f.scores; // a similarity result or a review queue: its value on the tile
+      const verdict = f.kind === 'review' ? state.learning.judged.get(i) : undefined; // accepted / rejected this round
+      if (verdict !== undefined) t.classList.add(verdict ? 'judged-yes' : 'judged-no');
+      if (rank) t.append(el('span', { class: 'sim', title: f.sims ? 'cosine similarity' : 'classifier score' }, rank[j].toFixed(2)));
       if (isClass) t.append(el('button', { class: 'rm', title: 'Remove from class', 'data-rm': String(i) }, '×'));
       frag.append(t);
     }

@@ -2,6 +2,7 @@
 import { state, subscribe } from '../state.js';
 import { actions } from '../actions.js';
 import { escapeHtml, fmtInt } from '../util.js';
+import { scoreOptions } from '../learning.js';
 
 const PREFERRED = ['label', 'species', 'common_name', 'top_species', 'recordist', 'license', 'country', 'sound_type', 'recording_id'];
 const SKIP = new Set(['clip_id', 'start_s', 'end_s', 'sheet', 'cell', 'audio_sprite', 'audio_offset', 'audio_length', 'url', 'fmin_hz', 'fmax_hz', 'top_score']);
@@ -22,10 +23,11 @@ export function initLegend(root, select, hideNoise) {
       opts.push([c, names[c] || c.replace(/_/g, ' ')]);
     }
     opts.push(['class', 'your classes']);
+    opts.push(...scoreOptions()); // classifier score of one class (issue 11)
     select.innerHTML = opts.map(([v, t]) => `<option value="${escapeHtml(v)}">${escapeHtml(t)}</option>`).join('');
     select.value = state.colorBy;
   };
-  select.onchange = () => actions.setColorBy(select.value);
+  select.onchange = () => (select.value.startsWith('score:') ? actions.colorByScore(Number(select.value.slice(6))) : actions.setColorBy(select.value));
   hideNoise.onchange = () => actions.setHideNoise(hideNoise.checked);
 
   const render = () => {
@@ -68,7 +70,7 @@ export function initLegend(root, select, hideNoise) {
       };
     });
   };
-  subscribe(['clips', 'info'], renderOptions);
+  subscribe(['clips', 'info', 'learnModel'], renderOptions);
   subscribe(['legend', 'focus', 'hideNoise', 'colorBy'], render);
   renderOptions();
   render();

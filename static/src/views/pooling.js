@@ -88,7 +88,7 @@ export function initPooling(root) {
     if (list.contains(document.activeElement) && document.activeElement.classList.contains('rename')) return;
     list.replaceChildren(...rows);
   };
-  subscribe(['classes', 'members', 'focus', 'pinned', 'canUndo', 'canRedo', 'collection'], () => {
+  subscribe(['classes', 'members', 'focus', 'pinned', 'canUndo', 'canRedo', 'collection', 'galleryIndex'], () => {
     setHref();
     render();
   });

@@ -51,9 +51,11 @@ export function initUpload() {
   window.addEventListener('dragover', (e) => hasFiles(e) && e.preventDefault());
   window.addEventListener('drop', async (e) => {
     if (!hasFiles(e)) return;
+    const claimed = e.defaultPrevented; // e.g. a sound dropped on the Learn card is a similarity query
     e.preventDefault();
     depth = 0;
     overlay.hidden = true;
+    if (claimed) return;
     openDialog(await filesFromDrop(e.dataTransfer));
   });
   api.uploadLimits().then((r) => (up.limits = { ...up.limits, ...r.limits }), () => {});
