@@ -28,6 +28,7 @@ Defaults of the loop (weak-negative weight, queue mix) are chosen with ``--tune`
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -213,14 +214,42 @@ def reach(curve: list[tuple[int, np.ndarray]], mask: np.ndarray, target: float) 
     return None
 
 
+def synthetic(src: Path, out: Path, truth: np.ndarray, clusters: np.ndarray, coords: np.ndarray, k: int,
+              noise: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """SYNTHETIC: a collection of ``k`` noisy copies of every clip of ``src`` (BirdNET rows + ``noise`` x the
+    per-dimension std of Gaussian noise; the copy keeps its source's recording, truth and cluster, and its
+    8-d coordinates + the same relative noise). Returns (truth, clusters, coords) of the new clips."""
+    out.mkdir(parents=True)
+    shutil.copy2(src / "recordings.parquet", out / "recordings.parquet")
+    clips = pd.read_parquet(src / "clips.parquet")
+    rep = np.repeat(np.arange(len(clips)), k)
+    manifest = json.loads((src / "manifest.json").read_text())
+    manifest.setdefault("counts", {})["clips"] = len(rep)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    big = clips.iloc[rep].reset_index(drop=True)
+    big["clip_id"] = np.arange(len(big))
+    big.to_parquet(out / "clips.parquet")
+    rng = np.random.default_rng(seed)
+    x = np.load(src / "features" / "birdnet" / "features.npy")
+    xb = x[rep] + noise * x.std(0) * rng.normal(size=(len(rep), x.shape[1])).astype(np.float32)
+    (out / "features" / "birdnet").mkdir(parents=True)
+    np.save(out / "features" / "birdnet" / "features.npy", xb.astype(np.float32))
+    shutil.copy2(src / "features" / "birdnet" / "meta.json", out / "features" / "birdnet" / "meta.json")
+    cb = coords[rep] + noise * coords.std(0) * rng.normal(size=(len(rep), coords.shape[1])).astype(np.float32)
+    return truth[rep], clusters[rep], cb.astype(np.float32)
+
+
 def run_loop(coll_src: Path, truth: np.ndarray, clusters: np.ndarray, coords: np.ndarray, loop: Loop, *,
-             budget: int, pool_min: int) -> tuple[list, int]:  # fmt: skip
+             budget: int, pool_min: int, copy: bool = True) -> tuple[list, int]:  # fmt: skip
     with tempfile.TemporaryDirectory() as d:
         root = Path(d) / "coll"
-        root.mkdir()
-        for name in COPY:
-            src = coll_src / name
-            (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / name)
+        if copy:
+            root.mkdir()
+            for name in COPY:
+                src = coll_src / name
+                (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / name)
+        else:
+            shutil.copytree(coll_src, root)
         coll = Collection.open(root)
         a = Annotator(coll, truth, loop)
         a.record()
@@ -255,6 +284,7 @@ GRID = [  # the loop settings tried on half A (the first is the old loop: pool e
     Loop(purity=0.7, best=True, per_round=1),
     Loop(purity=0.7, best=True, weak_weight=0.02),
     Loop(purity=0.7, best=True, move=False),
+    Loop(purity=0.7, best=True, n_suspect=0),
 ]
 
 
@@ -295,6 +325,8 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=0.15, help="actions as a share of the clip count (default 0.15)")
     ap.add_argument("--pool-min", type=int, default=10, help="stop pooling at clusters smaller than this")
     ap.add_argument("--tune", action="store_true", help="choose the loop's settings on half A of the species")
+    ap.add_argument("--synthetic", type=int, default=0, help="also run on K noisy copies of every clip (SYNTHETIC)")
+    ap.add_argument("--noise", type=float, default=0.3, help="noise of the synthetic copies, x per-dimension std")
     args = ap.parse_args()
     src = Path(args.collection)
     coll = Collection.open(src)
@@ -321,6 +353,17 @@ def main() -> None:
     _, loop, curve, pooled = min(results, key=lambda r: r[0])
     masks = {"all": np.ones(n, bool), "A": half_a, "B": half_b}
     report(curve, pooled, truth, clusters, masks, f"chosen on half A (fewest actions to 95 %): {asdict(loop)}")
+    if args.synthetic > 1:
+        with tempfile.TemporaryDirectory() as d:
+            k = args.synthetic
+            st, sc, sx = synthetic(src, Path(d) / "syn", truth, clusters, coords, k, args.noise)
+            t0 = time.perf_counter()
+            curve, pooled = run_loop(Path(d) / "syn", st, sc, sx, loop, budget=int(round(args.budget * len(st))),
+                                     pool_min=args.pool_min, copy=False)  # fmt: skip
+            sa, sb, _, _ = halves(st)
+            title = (f"SYNTHETIC: {k} copies of every dev clip with noise {args.noise} x std ({len(st)} clips, "
+                     f"the dev clusters kept), loop as chosen above ({time.perf_counter() - t0:.0f} s)")  # fmt: skip
+            report(curve, pooled, st, sc, {"all": np.ones(len(st), bool), "A": sa, "B": sb}, title)
 
 
 if __name__ == "__main__":
