@@ -292,7 +292,7 @@ GRID = [  # the loop settings tried on half A (the first is the old loop: pool e
 ]
 
 
-CHOSEN = Loop(purity=0.7, best=True)  # what --tune chose on half A (see the docstring)
+CHOSEN = Loop(purity=0.7, best=True, n_suspect=0)  # what --tune chose on half A (see the docstring)
 
 
 def halves(truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
