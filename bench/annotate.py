@@ -27,6 +27,11 @@ labels sorted by name, even positions = A, odd = B) as the fewest actions to 95 
 accuracy over the run), and reported on B and on all. ``--synthetic K`` then runs the chosen loop on a
 SYNTHETIC collection of K noisy copies of every clip (clusters and truth inherited): clearly a stand-in for a
 larger collection, and a flattering one, since a judged clip teaches the model about its near-duplicates.
+
+Measured 2026-12-01 on ../shared/data/dev (257 clips, 14 species, 14 clusters), actions to 95 % right:
+old loop (pool every cluster, reject only, 1 suspect): not reached in 77 actions; chosen loop: all 50, A 50,
+B 30 (pooling alone never reaches 95 % on all; clips one by one: 245). SYNTHETIC 10x (2570 clips): all 55
+(2.1 % of the clips), A 86, B 42.
 """
 
 from __future__ import annotations
