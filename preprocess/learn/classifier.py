@@ -7,13 +7,14 @@ Training set of class c (Perch's agile-modelling recipe):
 * weak negatives (weight ``weak_weight``): a random sample of unlabelled clips (most clips of a collection are
   not in any one class, so treating them as soft negatives sharpens the boundary).
 
-All classes are trained jointly as one multi-head linear model in torch (inputs standardised, full-batch
-L-BFGS, L2 penalty ``l2``), so 10 classes at 100k clips × 1024-d train in well under 2 s on 2 cores
-(``bench/learn.py`` measures it against scikit-learn's LogisticRegression). Positives are re-weighted so
-each class's positives weigh as much as its negatives (``balance``).
+Inputs are standardised (statistics from a 32k-row sample, folded into the weights at scoring), L2 penalty
+``l2``; positives are re-weighted so each class's positives weigh as much as its negatives (``balance``).
 
 Per class, ``n_folds``-fold cross-validation over the labelled clips gives average precision, the threshold
-that maximises F1 on the held-out scores and the precision/recall at it. Every clip then gets a score in
+that maximises F1 on the held-out scores and the precision/recall at it. The final model's C heads and the
+folds' C × n_folds heads are fitted as one batch of independent L-BFGS problems (:mod:`.lbfgs`: shared
+matmuls, nothing else shared), so a round (statistics, fit, CV, scoring every clip) for 10 classes at 100k
+clips × 1024-d takes well under 2 s on 2 cores (``bench/learn.py``, against scikit-learn side by side). Every clip then gets a score in
 [0, 1] per class; :func:`fit` returns a :class:`Model` that :func:`save_model` writes to the collection
 (``learn/model.npz``, ``learn/model.json`` with the history of rounds, ``learn/scores.npy``).
 """
@@ -28,6 +29,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..progress import CancelCheck, Progress, check_cancel, no_progress
+from .lbfgs import fit_heads
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ class LearnParams:
     weak_min: int = 500  # … but at least this many (when there are that many unlabelled clips)
     l2: float = 1e-3  # L2 penalty on the weights (inputs standardised)
     balance: bool = True  # positives of each class weigh as much as its negatives
-    max_iter: int = 60  # L-BFGS iterations (the same for the folds and the final fit, so thresholds carry over)
+    max_iter: int = 100  # L-BFGS iterations at most per head (the folds and the final fit alike) …
+    tol: float = 1e-5  # … each head stops when its gradient or its loss's relative fall is below this
     n_folds: int = 5
     random_state: int = 0
 
@@ -86,15 +89,32 @@ def predict(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(passing[np.arange(len(scores)), best]), best, -1).astype(np.int64)
 
 
-def _standardise_stats(x: np.ndarray, *, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+def _standardise_stats(
+    x: np.ndarray, *, sample: int = 32768, seed: int = 0, chunk: int = 8192
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale) float32 [D] over all rows, or over ``sample`` seeded random rows of a larger ``x``.
+
+    One float32 pass in chunks (each chunk centred on its own mean, chunks combined in float64: no
+    cancellation, no float64 copy of ``x``). Statistics only condition the fit (the model folds them into its
+    weights), so a 32k-row sample is as good as all rows and keeps this step ~0.1 s at any size.
+    """
     n, d = x.shape
-    s, ss = np.zeros(d, np.float64), np.zeros(d, np.float64)
-    for a in range(0, n, chunk):
-        block = np.asarray(x[a : a + chunk], np.float64)
-        s += block.sum(0)
-        ss += (block**2).sum(0)
-    mean = s / max(n, 1)
-    std = np.sqrt(np.maximum(ss / max(n, 1) - mean**2, 0))
+    rows = None
+    if n > sample:
+        rows = np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False))
+    total, mean, m2 = 0, np.zeros(d, np.float64), np.zeros(d, np.float64)
+    m = n if rows is None else len(rows)
+    for a in range(0, m, chunk):
+        block = np.asarray(x[a : a + chunk] if rows is None else x[rows[a : a + chunk]], np.float32)
+        k = len(block)
+        mu = block.mean(0)
+        c = block - mu
+        var = np.einsum("ij,ij->j", c, c).astype(np.float64)
+        delta = mu.astype(np.float64) - mean
+        mean += delta * k / (total + k)
+        m2 += var + delta**2 * total * k / (total + k)
+        total += k
+    std = np.sqrt(m2 / max(total, 1))
     return mean.astype(np.float32), np.where(std > 1e-6, std, 1.0).astype(np.float32)
 
 
@@ -122,44 +142,30 @@ def training_targets(
 
 
 def _fit_linear(
-    x: np.ndarray,
-    y: np.ndarray,
-    w: np.ndarray,
-    *,
-    l2: float,
-    max_iter: int,
-    init: tuple[np.ndarray, np.ndarray] | None = None,
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, *, l2: float, max_iter: int, tol: float = 1e-6
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted multi-head logistic regression on standardised x [m, D]: (W [D, C], b [C]) by full-batch
-    L-BFGS, warm-started from ``init`` when given."""
-    import torch
+    """Weighted logistic regression per column of y on standardised x [m, D]: (W float32 [D, H], b [H]).
 
-    xt, yt, wt = (torch.from_numpy(np.ascontiguousarray(a, np.float32)) for a in (x, y, w))
-    d, c = x.shape[1], y.shape[1]
-    if init is None:
-        weight, bias = torch.zeros(d, c), torch.zeros(c)
-    else:
-        weight, bias = torch.from_numpy(init[0].copy()), torch.from_numpy(init[1].copy())
-    weight.requires_grad_(True)
-    bias.requires_grad_(True)
-    opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, history_size=10, line_search_fn="strong_wolfe")
-    norm = wt.sum(0).clamp(min=1e-6)
+    Each head is its own L-BFGS problem (:func:`preprocess.learn.lbfgs.fit_heads`), on one BLAS thread: the
+    matrices are small, and on a busy 2-core machine a second thread makes them 20x slower, not faster.
+    """
+    from threadpoolctl import threadpool_limits
 
-    def closure() -> Any:
-        opt.zero_grad()
-        z = xt @ weight + bias
-        loss_c = (torch.nn.functional.binary_cross_entropy_with_logits(z, yt, reduction="none") * wt).sum(0) / norm
-        loss = loss_c.sum() + 0.5 * l2 * (weight**2).sum()
-        loss.backward()
-        return loss
+    with threadpool_limits(1):
+        wgt, b, _ = fit_heads(np.ascontiguousarray(x, np.float32), y, w, l2=l2, max_iter=max_iter, tol=tol)
+    return wgt, b
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small matrices: one thread is faster, and far faster on a busy shared machine
-    try:
-        opt.step(closure)
-    finally:
-        torch.set_num_threads(threads)
-    return weight.detach().numpy().astype(np.float32), bias.detach().numpy().astype(np.float32)
+
+def average_precision(y: np.ndarray, s: np.ndarray) -> float:
+    """Average precision of scores ``s`` against binary ``y`` (scikit-learn's definition, ties grouped)."""
+    order = np.argsort(-s, kind="stable")
+    ys, ss = y[order].astype(np.float64), s[order]
+    tp = np.cumsum(ys)
+    last = np.r_[ss[1:] != ss[:-1], True]  # the end of each group of tied scores
+    tp, k = tp[last], np.flatnonzero(last) + 1
+    recall = tp / max(ys.sum(), 1)
+    precision = tp / k
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
 def _best_f1(y: np.ndarray, s: np.ndarray) -> tuple[float, float, float]:
@@ -192,8 +198,6 @@ def fit(
     ``members[c]`` / ``negatives[c]``: int64 clip ids of class c. Returns (model, scores float32 [n_clips, C]).
     Classes need at least one member; a class without negatives learns from weak negatives only.
     """
-    from sklearn.metrics import average_precision_score
-
     p = params or LearnParams()
     progress = progress or no_progress
     n_classes = len(members)
@@ -205,9 +209,9 @@ def fit(
         raise ParameterError(f"classes without clips cannot be learnt: {', '.join(names)}; add clips or leave them out")
     negatives = negatives if negatives is not None else [np.zeros(0, np.int64)] * n_classes
     n = len(x)
-    steps = p.n_folds + 2
+    steps = 3
     progress("learn", 0, steps, "standardising")
-    mean, scale = _standardise_stats(x)
+    mean, scale = _standardise_stats(x, seed=p.random_state)
     labelled, y, w = training_targets(n, members, negatives)
     x_lab = (np.asarray(x[labelled], np.float32) - mean) / scale
     rng = np.random.default_rng(p.random_state)
@@ -218,25 +222,30 @@ def fit(
     x_weak = (np.asarray(x[weak], np.float32) - mean) / scale
     check_cancel(should_cancel)
 
+    # One batch of independent heads: the final model's C, then C per cross-validation fold. A fold's heads
+    # give its held-out labelled rows weight 0, start from zero (not from the full fit, which has seen them:
+    # that would flatter the metrics) and are optimised on their own (own history, line search, stop), so
+    # they never see those rows. Weak negatives are always in training, never scored.
+    n_folds = max(2, p.n_folds)
+    folds = rng.permutation(len(labelled)) % n_folds
     xs, ys, ws = _train_set_parts(x_lab, y, w, x_weak, p)
-    wgt, b = _fit_linear(xs, ys, ws, l2=p.l2, max_iter=p.max_iter)
-    del xs, ys, ws
+    heads_w = [ws]
+    for f in range(n_folds):
+        keep = np.r_[folds != f, np.ones(len(weak), bool)].astype(np.float32)
+        heads_w.append(_balance(_ws_raw(x_lab, y, w, x_weak, p) * keep[:, None], ys, p))
     check_cancel(should_cancel)
-    progress("learn", 1, steps, "fitted; cross-validating")
-
-    # cross-validation over the labelled clips (weak negatives always in training, never scored). Folds start
-    # from zero, not from the full fit, which has seen their held-out clips (that would flatter the metrics)
-    folds = rng.permutation(len(labelled)) % max(2, p.n_folds)
+    progress("learn", 1, steps, f"fitting {n_classes} classes and {n_folds} cross-validation folds")
+    all_w, all_b = _fit_linear(
+        xs, np.tile(ys, n_folds + 1), np.concatenate(heads_w, axis=1), l2=p.l2, max_iter=p.max_iter, tol=p.tol
+    )
+    check_cancel(should_cancel)
+    wgt, b = all_w[:, :n_classes].copy(), all_b[:n_classes].copy()
     cv = np.zeros_like(y)
-    rows = np.arange(len(labelled))
-    for f in range(max(2, p.n_folds)):
-        test = rows[folds == f]
-        train = rows[folds != f]
-        xs, ys, ws = _train_set_parts(x_lab[train], y[train], w[train], x_weak, p)
-        fw, fb = _fit_linear(xs, ys, ws, l2=p.l2, max_iter=p.max_iter)
-        cv[test] = 1 / (1 + np.exp(-np.clip(x_lab[test] @ fw + fb, -30, 30)))
-        check_cancel(should_cancel)
-        progress("learn", f + 2, steps, f"cross-validation fold {f + 1}")
+    for f in range(n_folds):
+        test = np.flatnonzero(folds == f)
+        cols = slice((f + 1) * n_classes, (f + 2) * n_classes)
+        cv[test] = 1 / (1 + np.exp(-np.clip(x_lab[test] @ all_w[:, cols] + all_b[cols], -30, 30)))
+    progress("learn", 2, steps, "scoring every clip")
     metrics, thresholds = [], np.zeros(n_classes, np.float32)
     for c in range(n_classes):
         judged = w[:, c] > 0
@@ -244,7 +253,7 @@ def fit(
         m = {"n_positive": int(yc.sum()), "n_negative": int((1 - yc).sum())}
         if yc.sum() >= 1 and (1 - yc).sum() >= 1:
             thr, prec, rec = _best_f1(yc, sc)
-            m.update(ap=float(average_precision_score(yc, sc)), threshold=thr, precision=prec, recall=rec)
+            m.update(ap=average_precision(yc, sc), threshold=thr, precision=prec, recall=rec)
         else:  # nothing to validate against: the decision boundary of the probability
             m.update(ap=None, threshold=0.5, precision=None, recall=None)
         thresholds[c] = m["threshold"]
@@ -269,19 +278,28 @@ def fit(
     return model, scores
 
 
+def _ws_raw(x_lab: np.ndarray, y: np.ndarray, w: np.ndarray, x_weak: np.ndarray, p: LearnParams) -> np.ndarray:
+    """float32 [m + n_weak, C] row weights before balancing: the labelled rows', then ``weak_weight``."""
+    return np.concatenate([w, np.full((len(x_weak), y.shape[1]), p.weak_weight, np.float32)])
+
+
+def _balance(ws: np.ndarray, ys: np.ndarray, p: LearnParams) -> np.ndarray:
+    """Re-weight each column's positives to weigh as much as its negatives (never down)."""
+    if not p.balance:
+        return ws
+    pos_w = (ws * ys).sum(0)
+    neg_w = (ws * (1 - ys)).sum(0)
+    factor = np.where(pos_w > 0, neg_w / np.maximum(pos_w, 1e-6), 1.0).clip(1.0, None)
+    return (ws * np.where(ys > 0, factor[None, :], 1.0)).astype(np.float32)
+
+
 def _train_set_parts(
     x_lab: np.ndarray, y: np.ndarray, w: np.ndarray, x_weak: np.ndarray, p: LearnParams
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stack labelled and weak rows; balance each class's positives against its negatives."""
     xs = np.concatenate([x_lab, x_weak]) if len(x_weak) else x_lab
     ys = np.concatenate([y, np.zeros((len(x_weak), y.shape[1]), np.float32)])
-    ws = np.concatenate([w, np.full((len(x_weak), y.shape[1]), p.weak_weight, np.float32)])
-    if p.balance:
-        pos_w = (ws * ys).sum(0)
-        neg_w = (ws * (1 - ys)).sum(0)
-        factor = np.where(pos_w > 0, neg_w / np.maximum(pos_w, 1e-6), 1.0).clip(1.0, None)
-        ws = ws * np.where(ys > 0, factor[None, :], 1.0)
-    return xs, ys, ws
+    return xs, ys, _balance(_ws_raw(x_lab, y, w, x_weak, p), ys, p)
 
 
 def _now() -> str:

@@ -209,3 +209,48 @@ def test_suspects_are_the_members_with_the_lowest_held_out_scores():
     assert sus == [80, 60, 70] and items[0]["strategy"] == "suspect"
     assert len([it for it in items if it["strategy"] != "suspect"]) == 4
     assert not {it["clip_id"] for it in items if it["strategy"] != "suspect"} & set(members.tolist())
+
+
+def test_cross_validation_does_not_leak_held_out_labels():
+    # more dimensions than labelled clips: the final model memorises random labels, the CV folds must not
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 256)).astype(np.float32)
+    labelled = rng.choice(600, size=200, replace=False)
+    random_class = np.sort(labelled[:50])  # 50 of the 200 labelled clips, at random: prevalence 0.25
+    rest = np.sort(labelled[50:])
+    model, scores = learn.fit(x, [random_class, rest])
+    ap_cv = model.metrics[0]["ap"]
+    y = np.isin(labelled, random_class)
+    ap_fit = learn.classifier.average_precision(y, scores[labelled, 0])
+    assert ap_fit > 0.95  # the final fit has seen them all: memorised
+    assert abs(ap_cv - 0.25) < 0.12  # held out: near the prevalence, as random labels must be
+
+
+def test_average_precision_matches_scikit_learn():
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        y = rng.uniform(size=300) < 0.3
+        s = np.round(rng.uniform(size=300) + 0.3 * y, 1)  # many ties
+        assert learn.classifier.average_precision(y, s) == pytest.approx(average_precision_score(y, s), abs=1e-12)
+
+
+def test_heads_in_one_batch_are_independent_problems():
+    from preprocess.learn.lbfgs import fit_heads
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 40)).astype(np.float32)
+    y = (x[:, :3] + 0.5 * rng.normal(size=(300, 3)) > 0).astype(np.float32)
+    w = rng.uniform(0, 1, size=(300, 3)).astype(np.float32)
+    w[:100, 1] = 0  # head 1 ignores the first 100 rows, like a cross-validation fold
+    wb, bb, _ = fit_heads(x, y, w, l2=1e-2, tol=1e-9, max_iter=300)
+    for h in range(3):
+        wh, bh, _ = fit_heads(x, y[:, [h]], w[:, [h]], l2=1e-2, tol=1e-9, max_iter=300)
+        np.testing.assert_allclose(wb[:, h], wh[:, 0], atol=2e-3)
+        assert bb[h] == pytest.approx(bh[0], abs=2e-3)
+    # and a head's solution does not depend on rows it gives weight 0
+    y2 = y.copy()
+    y2[:100, 1] = 1 - y2[:100, 1]
+    w2, b2, _ = fit_heads(x, y2[:, [1]], w[:, [1]], l2=1e-2, tol=1e-9, max_iter=300)
+    np.testing.assert_allclose(w2[:, 0], wb[:, 1], atol=2e-3)
