@@ -285,7 +285,7 @@ def _place(
     result: IngestResult,
 ) -> None:
     """Extend every map whose feature sets are all up to date (once); set each outcome's 2-d positions per key."""
-    from .reduce import reduce_collection
+    from .reduce import reduce_collection, stored_params
 
     have = set(coll.feature_sets())
     last = max(c for o in ok for c in o.clip_ids)
@@ -293,7 +293,7 @@ def _place(
         try:
             meta = coll.reduction_meta(key)
             feats = list(meta.get("features") or key.split("+"))
-            params = dict(meta.get("params") or {})
+            params = stored_params(meta) if meta.get("params") else {}
             if not set(feats) <= have or not params:
                 _note(result, f"map {key!r} was not extended (its feature sets or parameters are missing)")
                 continue

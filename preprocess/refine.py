@@ -185,7 +185,10 @@ def refine_collection(
             f"reduction {features!r} has no {CLUSTER_DIMS}-d coordinates (dims {orig.get('dims')}): "
             f"run python -m preprocess reduce {collection.root} --features {features} --dims {CLUSTER_DIMS}"
         )
-    rparams = {k: orig["params"][k] for k in ("n_neighbors", "min_dist", "display_min_dist", "metric", "random_state")}
+    from .reduce import stored_params
+
+    keys = ("n_neighbors", "min_dist", "display_min_dist", "metric", "normalize", "random_state")
+    rparams = {k: stored_params(orig)[k] for k in keys}
     truth = _true_labels(collection)
     fixed = fixed_labels(collection)
     Xn = l2_normalise(np.asarray(X))
