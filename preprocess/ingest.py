@@ -264,9 +264,14 @@ def _run_features(
     strict: bool = False,
 ) -> None:
     from .features import run_extractor
+    from .refine import extend_refined, is_refined
 
-    for name in names:
+    refined = [n for n in names if is_refined(coll, n)]  # placed through their saved heads, after their sources
+    for name in [n for n in names if n not in refined] + refined:
         try:
+            if name in refined:
+                extend_refined(coll, name)
+                continue
             run_extractor(coll, name, progress=progress, should_cancel=should_cancel)
         except Cancelled:
             raise

@@ -41,9 +41,10 @@ DEFAULT_DIMS = (2, 4, 8, 16)
 MAX_PCA_COMPONENTS = 50
 METRICS = ("euclidean", "cosine", "manhattan", "correlation")
 #: Row normalisations before standardising: ``"l2"`` scales each clip's feature vector to unit length (its
-#: direction only), ``None`` keeps the rows. Chosen on dev half A, reported on half B (bench/refine.py).
+#: direction only), ``None`` keeps the rows. The default stays ``None``: l2 won on dev half A with fixed windows
+#: (NMI 0.835 -> 0.874) but lost on held-out half B (0.966 -> 0.944), and lost on A in events mode (bench/refine.py).
 NORMALIZE = ("l2", None)
-DEFAULT_NORMALIZE = "l2"
+DEFAULT_NORMALIZE: str | None = None
 #: Up to this many clips the kNN graph is exact (scikit-learn, no numba compile); above, pynndescent.
 EXACT_KNN_MAX_CLIPS = 20_000
 
@@ -165,8 +166,8 @@ def reduce_collection(
     n_neighbors, min_dist, metric : UMAP parameters (``display_min_dist`` for the display map:
         0.5 spreads each group so its points can be told apart and hovered one by one).
         ``n_neighbors=None`` picks :func:`auto_n_neighbors` from the number of clips.
-    normalize : ``"l2"`` (default): each clip's feature vector is scaled to unit length before standardising
-        (cosine direction only; chosen on dev half A, reported on half B); ``None``: rows as stored.
+    normalize : ``"l2"``: each clip's feature vector is scaled to unit length before standardising (cosine
+        direction only); ``None`` (default, see :data:`DEFAULT_NORMALIZE`): rows as stored.
     """
     collection = as_collection(collection)
     progress = progress or no_progress

@@ -14,6 +14,7 @@ CANCEL = "cancel"  # {job_id}: cancels a job of any kind
 PREPROCESS = "preprocess"
 PREPROCESS_CANCEL = "preprocess:cancel"  # kept for the page; same as CANCEL
 REMAP = "remap"
+REFINE = "refine"  # {collection, features?, iterations?} (server/jobs/refine.py)
 
 # server -> client
 JOB_PROGRESS = "job:progress"
@@ -23,6 +24,7 @@ JOB_CANCELLED = "job:cancelled"
 LABELS_CHANGED = "labels:changed"
 PREPROCESS_FILE = "preprocess:file"
 PREPROCESS_CLIPS = "preprocess:clips"
+REFINE_ROUND = "refine:round"  # per-round figures of a refine job
 
 #: The names ``static/src/socket.js`` ``EVENTS`` must map to (its keys -> these values).
 CLIENT_EVENTS = {
@@ -39,6 +41,8 @@ CLIENT_EVENTS = {
     "preprocessFile": PREPROCESS_FILE,
     "preprocessClips": PREPROCESS_CLIPS,
     "remap": REMAP,
+    "refine": REFINE,
+    "refineRound": REFINE_ROUND,
 }
 
 

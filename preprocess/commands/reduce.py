@@ -42,7 +42,7 @@ def register(sub: Any) -> None:
     p.add_argument("--display-min-dist", type=float, default=0.5, metavar="X", help="min_dist of the display map (0.5)")
     p.add_argument("--metric", default="cosine", metavar="NAME", help="euclidean | cosine | manhattan | correlation")
     p.add_argument(
-        "--normalize", default="l2", choices=("l2", "none"), help="rows to unit length before standardising (l2)"
+        "--normalize", default="none", choices=("l2", "none"), help="l2: rows to unit length first (default: none)"
     )
     p.add_argument("--random-state", type=int, default=0, metavar="N", help="seed (default: 0)")
     p.add_argument("--refit", action="store_true", help="fit again even if only clips were added")

@@ -17,6 +17,9 @@ export const EVENTS = {
   preprocessFile: 'preprocess:file',
   preprocessClips: 'preprocess:clips',
   remap: 'remap',
+  // refine (server/jobs/refine.py)
+  refine: 'refine',
+  refineRound: 'refine:round',
 };
 
 /** The one connection (state.runtime.socket), made on first use. */
@@ -76,6 +79,9 @@ export const requestPreprocess = (req) => emitAck(EVENTS.preprocess, req, 30000)
 
 /** Fit the map again with every clip: {collection, key} → ack {ok, job_id}. */
 export const requestRemap = (req) => emitAck(EVENTS.remap, req);
+
+/** Refine a feature set from its own clusters: {collection, features?, iterations?} → ack {ok, job_id}. */
+export const requestRefine = (req) => emitAck(EVENTS.refine, req);
 
 /**
  * Cancel job `jobId` of kind 'cluster' | 'preprocess' | 'remap'; resolves to the ack {ok} or {ok: false, error}.
