@@ -18,6 +18,7 @@ import { initKeyboard } from './keyboard.js';
 import { escapeHtml, fmtInt } from './util.js';
 import { initUpload } from './views/upload.js';
 import { initRecording } from './views/recording.js';
+import { initRefine } from './views/refine.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -141,6 +142,7 @@ async function boot() {
   initKeyboard();
   initTopbar(player, map);
   initRecording();
+  initRefine($('refine'));
 
   const clipsHint = $('clips-status');
   clipsHint.hidden = false;

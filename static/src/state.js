@@ -8,6 +8,7 @@
 //   upload     files being added, the preprocess / remap job                                    views/upload.js
 //   recording  the whole-recording view (what is open, its elements)                           views/recording.js
 //   runtime    handles made at boot (map, player) and timers                                    main.js, …
+//   refine     the refine job and the refined map's verdict                                     views/refine.js
 
 export const state = {
   collections: [], // summaries
@@ -94,6 +95,16 @@ export const state = {
     source: null, // the <audio> element's node in the player's graph
     tiles: new Map(), // index -> img
     raf: 0,
+  },
+  refine: {
+    source: null, // the original feature set behind the map
+    state: 'idle', // idle | running | done | error | cancelled
+    jobId: null,
+    fraction: 0,
+    message: '',
+    rounds: [], // refine:round payloads (round 0 = the original)
+    refined: null, // GET …/refined entry (or the job's result) of source-refined: {complete, worse, validity_*, rounds}
+    el: null,
   },
   runtime: {
     socket: null,
