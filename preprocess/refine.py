@@ -230,7 +230,9 @@ def refine_collection(
     progress("refine", int(iterations), int(iterations), "final reduction")
     dims = tuple(orig.get("dims") or DEFAULT_DIMS)
     reduce_collection(collection, features=[name], dims=dims, refit=True, should_cancel=should_cancel, **rparams)
+    rows_meta = collection.features_meta(name)  # the rows' identity the reduction recorded: keep it
     meta = _meta(features, name, head, params, pparams, rparams, rounds, device, t_start, n, Z.shape[1])
+    meta.update(created=rows_meta["created"], signature=rows_meta["signature"])
     v0, v1 = rounds[0]["validity"], rounds[-1]["validity"]
     meta.update(
         converged=converged,

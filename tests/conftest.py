@@ -28,9 +28,14 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".numba_cache"))
 
 
 def build_collection(inputs, out: Path | str, **build_kwargs) -> Path:
-    """Build a collection with the core build only (no features); returns its folder."""
+    """Build a collection with the core build only (no features); returns its folder.
+
+    Without a ``config`` the collection has FIXED 3-s windows (``mode="fixed"``, asked for explicitly: the build's
+    default is ``events``), so that the tests of clip counts and times keep their windows."""
+    from preprocess.config import BuildConfig
     from preprocess.pipeline import build
 
+    build_kwargs.setdefault("config", BuildConfig(mode="fixed"))
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     labels = build_kwargs.pop("labels_csv", None)

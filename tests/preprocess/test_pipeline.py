@@ -230,7 +230,7 @@ def test_incremental_build_interrupted_while_writing_resumes(tmp_path):
 def test_kill_9_then_build_again_completes(tmp_path, demo_collection_path):
     out = tmp_path / "coll"
     cmd = [sys.executable, "-m", "preprocess", "build", str(DEMO), "--labels", str(DEMO / "labels.csv")]
-    cmd += ["--out", str(out), "--no-features", "--jobs", "1"]
+    cmd += ["--out", str(out), "--no-features", "--jobs", "1", "--mode", "fixed"]  # as demo_collection_path
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 120
