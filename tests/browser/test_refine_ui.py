@@ -59,7 +59,7 @@ def test_refine_streams_rounds_into_the_table(rpage):
     n = rows.count()
     assert n >= 2 and n == len(js(rpage, "h.state.refine.rounds"))
     heads = rpage.locator("#refine-rounds th").all_inner_texts()
-    assert heads[:5] == ["round", "clusters", "noise", "agree", "validity"] and {"NMI", "ARI", "yield"} <= set(heads)
+    assert heads[:5] == ["round", "clus.", "noise", "agree", "valid."] and {"NMI", "ARI", "yield"} <= set(heads)
     assert rows.nth(0).locator("td").first.inner_text() == "0" and rows.nth(n - 1).locator(
         "td"
     ).first.inner_text() == str(n - 1)

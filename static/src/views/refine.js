@@ -8,15 +8,16 @@ import { toast } from '../toast.js';
 import { el, escapeHtml } from '../util.js';
 
 const SUFFIX = '-refined';
+// [key, heading, format, tooltip]: two decimals so that eight columns fit the side panel
 const COLS = [
-  ['round', 'round', (v) => String(v)],
-  ['n_clusters', 'clusters', (v) => String(v)],
-  ['noise', 'noise', (v) => `${(100 * v).toFixed(0)}%`],
-  ['agreement', 'agree', (v) => v.toFixed(2)],
-  ['validity', 'validity', (v) => v.toFixed(2)],
-  ['nmi', 'NMI', (v) => v.toFixed(3)],
-  ['ari', 'ARI', (v) => v.toFixed(3)],
-  ['yield', 'yield', (v) => v.toFixed(2)],
+  ['round', 'round', (v) => String(v), 'round 0 is the original map'],
+  ['n_clusters', 'clus.', (v) => String(v), 'clusters (HDBSCAN, the default parameters)'],
+  ['noise', 'noise', (v) => `${(100 * v).toFixed(0)}%`, 'share of clips in no cluster'],
+  ['agreement', 'agree', (v) => v.toFixed(2), 'agreement with the previous round (ARI); 0.95 stops'],
+  ['validity', 'valid.', (v) => v.toFixed(2), 'validity index (DBCV, no labels needed): higher is better'],
+  ['nmi', 'NMI', (v) => v.toFixed(2), 'agreement with the recordings’ labels (NMI)'],
+  ['ari', 'ARI', (v) => v.toFixed(2), 'agreement with the recordings’ labels (ARI)'],
+  ['yield', 'yield', (v) => v.toFixed(2), 'share of labelled clips in a cluster of their own label'],
 ];
 
 /** The original feature set behind the displayed map (`birdnet` for `birdnet` and `birdnet-refined`). */
@@ -194,7 +195,7 @@ function renderTable() {
     return;
   }
   const cols = COLS.filter(([k]) => rows.some((row) => row[k] != null) || ['round', 'n_clusters', 'noise'].includes(k));
-  const head = `<tr>${cols.map(([, t]) => `<th>${t}</th>`).join('')}</tr>`;
+  const head = `<tr>${cols.map(([, t, , tip]) => `<th title="${escapeHtml(tip)}">${t}</th>`).join('')}</tr>`;
   const body = rows
     .map((row) => `<tr>${cols.map(([k, , f]) => `<td>${row[k] == null ? '–' : escapeHtml(f(row[k]))}</td>`).join('')}</tr>`)
     .join('');
