@@ -83,6 +83,12 @@ def test_legend_flags_clusters_by_recording(rpage):
     assert flags.count() == len(clusters)
     singles = sum(1 for c in clusters if c["single_recording"])
     assert rpage.locator("#legend .lg-one-rec").count() == singles
+    if singles:  # the demo's soundscape is one recording: its cluster says so in the gallery too
+        rpage.locator("#legend .lg-row", has=rpage.locator(".lg-one-rec")).first.click()
+        rpage.wait_for_selector("#gallery-one-rec", timeout=10_000)
+        rpage.locator("#legend .lg-row", has=rpage.locator(".lg-recs")).first.click()
+        rpage.wait_for_selector("#gallery-title")
+        assert rpage.locator("#gallery-one-rec").count() == 0
 
 
 def test_switch_to_the_refined_map_and_back(rpage):
