@@ -242,7 +242,8 @@ def test_kill_9_then_build_again_completes(tmp_path, demo_collection_path):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert not (out / "manifest.json").exists()  # killed half-way: no manifest, so not a collection yet
-    assert cli.main(["build", str(DEMO), "--labels", str(DEMO / "labels.csv"), "--out", str(out), "--no-features"]) == 0
+    again = ["build", str(DEMO), "--labels", str(DEMO / "labels.csv"), "--out", str(out), "--no-features"]
+    assert cli.main([*again, "--mode", "fixed"]) == 0
     _tables_equal(demo_collection_path, out)
 
 
