@@ -161,6 +161,67 @@ def modes(work: Path, split: dict) -> None:
             )
 
 
+def defaults(work: Path, split: dict) -> None:
+    """#15.5: clip mode x row normalisation through the stored reduction's own code (reduce_collection)."""
+    from preprocess.cluster import validate_params
+    from preprocess.collection import Collection
+    from preprocess.reduce import reduce_collection
+
+    print(
+        f"\n{'mode':<7} {'normalize':<9} {'half':<4} {'NMI':>6} {'ARI':>6} {'yield':>6} {'noise':>6} {'clus':>4} 1rec"
+    )
+    for mode in ("fixed", "events"):
+        for norm in (None, "l2"):
+            for h in ("A", "B"):
+                coll = Collection.open(build_half(split[h], work / f"{h}_{mode}", mode))
+                reduce_collection(coll, features=["birdnet"], dims=[8], normalize=norm)
+                s = score(coll, coll.reduced("birdnet", 8), validate_params("hdbscan", None))
+                print(
+                    f"{mode:<7} {str(norm):<9} {h:<4} {s['nmi']:6.3f} {s['ari']:6.3f} {s['yield']:6.3f} "
+                    f"{s['noise']:6.3f} {s['clusters']:>4} {s['single_rec']:.2f}",
+                    flush=True,
+                )
+
+
+#: Refine settings tried on half A only (#15.5); the best by A NMI (then lower noise) is reported on B.
+REFINE_TRIALS = {
+    "pseudo 5/1 (default)": {},
+    "pseudo 3/1": {"pseudo_params": {"min_cluster_size": 3, "min_samples": 1}},
+    "pseudo 10/5 (map's)": {"pseudo_params": {"min_cluster_size": 10, "min_samples": 5}},
+    "pseudo 5/1, head 64-d, smoothing 0.2": {"head": {"dim_out": 64, "label_smoothing": 0.2}},
+    "pseudo 5/1, scale 32, 60 epochs": {"head": {"scale": 32.0, "epochs": 60}},
+}
+
+
+def refine_trials(work: Path, split: dict, iterations: int, mode: str) -> None:
+    """Refine over the NEW default (``mode``, l2 rows): a few settings chosen on A, the best reported on B."""
+    from preprocess.collection import Collection
+    from preprocess.commands.refine import format_round
+    from preprocess.refine import HeadConfig, refine_collection
+
+    def run(h: str, trial: str) -> dict:
+        src = build_half(split[h], work / f"{h}_{mode}", mode)
+        dst = work / f"{h}_{mode}_trial"
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("work"))
+        kw = dict(REFINE_TRIALS[trial])
+        if "head" in kw:
+            kw["head"] = HeadConfig(**kw["head"])
+        meta = refine_collection(Collection.open(dst), iterations=iterations, device="cpu", **kw)
+        r0, r1 = meta["rounds"][0], meta["rounds"][-1]
+        print(f"  {h} {trial:<38} " + format_round(r0) + "\n  " + " " * 41 + format_round(r1), flush=True)
+        print(f"  {' ' * 41}worse={meta['worse']}", flush=True)
+        return {"r0": r0, "r1": r1}
+
+    print(f"\nrefine over the default ({mode}, l2 rows), settings tried on A")
+    res = {t: run("A", t) for t in REFINE_TRIALS}
+    best = max(res, key=lambda t: (round(res[t]["r1"]["nmi"], 3), -res[t]["r1"]["noise"]))
+    print(f"selected on A: {best}; on B:")
+    b = run("B", best)
+    gain = b["r1"]["nmi"] - b["r0"]["nmi"]
+    print(f"B NMI gain {gain:+.3f}, noise {b['r0']['noise']:.3f} -> {b['r1']['noise']:.3f}")
+
+
 def refine(work: Path, split: dict, iterations: int) -> None:
     from preprocess.collection import Collection
     from preprocess.commands.refine import format_round
@@ -190,6 +251,7 @@ def main() -> None:
     ap.add_argument("--skip-grid", action="store_true")
     ap.add_argument("--skip-events", action="store_true")
     ap.add_argument("--skip-refine", action="store_true")
+    ap.add_argument("--defaults", action="store_true", help="only #15.5: mode x normalize, refine trials")
     args = ap.parse_args()
     if not DEV.is_dir():
         sys.exit(f"dev data not found at {DEV}")
@@ -202,6 +264,10 @@ def main() -> None:
     for h, dirs in split.items():
         print(f"half {h}: " + ", ".join(d.name for d in dirs))
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.defaults:
+        defaults(args.work, split)
+        refine_trials(args.work, split, args.iterations, "events")
+        return
     if not args.skip_events:
         modes(args.work, split)
     if not args.skip_grid:

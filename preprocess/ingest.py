@@ -289,9 +289,14 @@ def _run_features(
     strict: bool = False,
 ) -> None:
     from .features import run_extractor
+    from .refine import extend_refined, is_refined
 
-    for name in names:
+    refined = [n for n in names if is_refined(coll, n)]  # placed through their saved heads, after their sources
+    for name in [n for n in names if n not in refined] + refined:
         try:
+            if name in refined:
+                extend_refined(coll, name)
+                continue
             run_extractor(coll, name, progress=progress, should_cancel=should_cancel)
         except Cancelled:
             raise
@@ -310,7 +315,7 @@ def _place(
     result: IngestResult,
 ) -> None:
     """Extend every map whose feature sets are all up to date (once); set each outcome's 2-d positions per key."""
-    from .reduce import reduce_collection
+    from .reduce import reduce_collection, stored_params
 
     have = set(coll.feature_sets())
     last = max(c for o in ok for c in o.clip_ids)
@@ -318,7 +323,7 @@ def _place(
         try:
             meta = coll.reduction_meta(key)
             feats = list(meta.get("features") or key.split("+"))
-            params = dict(meta.get("params") or {})
+            params = stored_params(meta) if meta.get("params") else {}
             if not set(feats) <= have or not params:
                 _note(result, f"map {key!r} was not extended (its feature sets or parameters are missing)")
                 continue

@@ -185,7 +185,10 @@ def refine_collection(
             f"reduction {features!r} has no {CLUSTER_DIMS}-d coordinates (dims {orig.get('dims')}): "
             f"reduce it again with {CLUSTER_DIMS} among its dims first"
         )
-    rparams = {k: orig["params"][k] for k in ("n_neighbors", "min_dist", "display_min_dist", "metric", "random_state")}
+    from .reduce import stored_params
+
+    keys = ("n_neighbors", "min_dist", "display_min_dist", "metric", "normalize", "random_state")
+    rparams = {k: stored_params(orig)[k] for k in keys}
     truth = _true_labels(collection)
     fixed = fixed_labels(collection)
     Xn = l2_normalise(np.asarray(X))
@@ -227,7 +230,9 @@ def refine_collection(
     progress("refine", int(iterations), int(iterations), "final reduction")
     dims = tuple(orig.get("dims") or DEFAULT_DIMS)
     reduce_collection(collection, features=[name], dims=dims, refit=True, should_cancel=should_cancel, **rparams)
+    rows_meta = collection.features_meta(name)  # the rows' identity the reduction recorded: keep it
     meta = _meta(features, name, head, params, pparams, rparams, rounds, device, t_start, n, Z.shape[1])
+    meta.update(created=rows_meta["created"], signature=rows_meta["signature"])
     v0, v1 = rounds[0]["validity"], rounds[-1]["validity"]
     meta.update(
         converged=converged,
@@ -314,3 +319,41 @@ def refine_new(
     Z = embed(proj, X_new)
     coords, map_2d = transform_new(collection, name, Z)
     return Z, coords, map_2d
+
+
+def is_refined(collection: Collection, name: str) -> bool:
+    """Whether feature set ``name`` was made by refine (its rows come from a saved head, not an extractor)."""
+    try:
+        return collection.features_meta(name).get("extractor") == "refine"
+    except Exception:  # noqa: BLE001 - a missing or unreadable meta is not a refined set
+        return False
+
+
+def extend_refined(collection: Collection, name: str) -> int:
+    """Append the rows of clips added since refined set ``name`` was made: their source features through the
+    saved head (the same path as :func:`refine_new`). ``created`` and ``signature`` are kept, so its reduction
+    extends (new clips placed by ``transform_new``; old points never move). Returns the number of rows added."""
+    meta = collection.features_meta(name)
+    source = meta.get("source", "")
+    n = collection.n_clips()
+    Z_old = collection.features(name, mmap=False)
+    old_n = len(Z_old)
+    if old_n >= n:
+        return 0
+    X = collection.features(source)
+    if X.shape[0] < n:
+        raise CollectionError(f"feature set {source!r} has {X.shape[0]} rows for {n} clips: compute it first")
+    Z_new = embed(load_head(collection, name), l2_normalise(np.asarray(X[old_n:n])))
+    save_npy_atomic(collection.features_path(name), np.concatenate([Z_old, Z_new.astype(np.float32)]))
+    meta = dict(meta, n_clips=int(n), updated=datetime.now(UTC).isoformat(timespec="seconds"))
+    write_json_atomic(collection.features_meta_path(name), meta)
+    return n - old_n
+
+
+def discard_refined(collection: Collection, features: str = "birdnet") -> None:
+    """Remove ``features-refined`` and its reduction (an unfinished or unwanted refinement); the original stays."""
+    import shutil
+
+    name = refined_name(features)
+    for d in (collection.features_dir(name), collection.reduction_dir(name)):
+        shutil.rmtree(d, ignore_errors=True)

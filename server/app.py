@@ -97,7 +97,7 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
     )
 
     _register_optional(app, "server.labels_api", lambda m: m.register(app, socketio, collections=registry))
-    for module in ("server.upload_api", "server.recording_api"):  # issue 7: uploads, whole-recording view
+    for module in ("server.upload_api", "server.recording_api", "server.refine_api"):  # uploads, recordings, refine
         _register_optional(app, module, lambda m: m.register(app, socketio, collections=registry, settings=settings))
     # issue 11: query by example, the classifier, the review queue
     _register_optional(app, "server.learn_api", lambda m: m.register(app, socketio, collections=registry, jobs=jobs))

@@ -16,6 +16,7 @@ PREPROCESS_CANCEL = "preprocess:cancel"  # kept for the page; same as CANCEL
 REMAP = "remap"
 SIMILAR = "similar"  # query by example (server/jobs/learn.py)
 TRAIN = "train"  # one classifier round
+REFINE = "refine"  # {collection, features?, iterations?} (server/jobs/refine.py)
 
 # server -> client
 JOB_PROGRESS = "job:progress"
@@ -25,6 +26,7 @@ JOB_CANCELLED = "job:cancelled"
 LABELS_CHANGED = "labels:changed"
 PREPROCESS_FILE = "preprocess:file"
 PREPROCESS_CLIPS = "preprocess:clips"
+REFINE_ROUND = "refine:round"  # per-round figures of a refine job
 
 #: The names ``static/src/socket.js`` ``EVENTS`` must map to (its keys -> these values).
 CLIENT_EVENTS = {
@@ -43,6 +45,8 @@ CLIENT_EVENTS = {
     "remap": REMAP,
     "similar": SIMILAR,
     "train": TRAIN,
+    "refine": REFINE,
+    "refineRound": REFINE_ROUND,
 }
 
 

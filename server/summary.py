@@ -14,6 +14,7 @@ def summarize_clusters(
     clip_labels: np.ndarray | None = None,
     clip_species: np.ndarray | None = None,
     clip_scores: np.ndarray | None = None,
+    clip_recordings: np.ndarray | None = None,
     top: int = 3,
 ) -> list[dict[str, Any]]:
     """One dict per cluster id 0..k-1: ``{id, size, medoid, top_labels, top_species}``.
@@ -21,7 +22,10 @@ def summarize_clusters(
     ``medoid`` is the member clip nearest to its cluster's mean in ``X`` (an O(n·d) stand-in for the true medoid).
     ``top_labels`` / ``top_species``: up to ``top`` ``[value, count]`` pairs among members, most frequent first;
     ``clip_labels`` / ``clip_species`` are object arrays of n values (None = unknown). With ``clip_scores``
-    (n BirdNET scores, NaN = none) each ``top_species`` entry is ``[species, count, mean score]``.
+    (n BirdNET scores, NaN = none) each ``top_species`` entry is ``[species, count, mean score]``. With
+    ``clip_recordings`` (int [n] recording ids) each cluster also has ``n_recordings``, ``top_recording_share`` (the
+    largest contributor's share of its clips) and ``single_recording`` (all from one recording: perhaps one noisy
+    recording rather than a sound type), as :func:`preprocess.evaluate.recording_dominance` defines them.
     """
     labels = np.asarray(labels)
     k = int(labels.max()) + 1 if len(labels) else 0
@@ -47,7 +51,7 @@ def summarize_clusters(
         for c in range(k):
             for entry in tops_s[c]:
                 entry.append(means.get((c, entry[0])))
-    return [
+    out = [
         {
             "id": c,
             "size": int(sizes[c]),
@@ -57,6 +61,34 @@ def summarize_clusters(
         }
         for c in range(k)
     ]
+    if clip_recordings is not None:
+        n_rec, top_share = _dominance(lab, np.asarray(clip_recordings)[idx], k)
+        for c, row in enumerate(out):
+            row.update(
+                n_recordings=int(n_rec[c]),
+                top_recording_share=round(float(top_share[c]), 4),
+                single_recording=bool(n_rec[c] == 1),
+            )
+    return out
+
+
+def _dominance(lab: np.ndarray, rec: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per cluster 0..k-1: recordings contributing and the largest one's share, in O(n log n) (one sort of
+    cluster x recording pairs, not one pass per cluster as :func:`preprocess.evaluate.recording_dominance`)."""
+    codes, _ = _codes(rec)
+    m = int(codes.max()) + 1 if len(codes) else 1
+    pairs, counts = np.unique(lab.astype(np.int64) * m + codes, return_counts=True)
+    cl = pairs // m
+    n_rec = np.bincount(cl, minlength=k)
+    top = np.zeros(k, np.int64)
+    np.maximum.at(top, cl, counts)
+    sizes = np.bincount(lab, minlength=k)
+    return n_rec, np.where(sizes > 0, top / np.maximum(sizes, 1), 0.0)
+
+
+def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    uniques, codes = np.unique(values, return_inverse=True)
+    return codes.astype(np.int64).ravel(), uniques
 
 
 def _top_values(lab: np.ndarray, idx: np.ndarray, values: np.ndarray | None, k: int, top: int) -> list[list]:

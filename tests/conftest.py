@@ -28,9 +28,14 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".numba_cache"))
 
 
 def build_collection(inputs, out: Path | str, **build_kwargs) -> Path:
-    """Build a collection with the core build only (no features); returns its folder."""
+    """Build a collection with the core build only (no features); returns its folder.
+
+    Without a ``config`` the collection has FIXED 3-s windows (``mode="fixed"``, asked for explicitly: the build's
+    default is ``events``), so that the tests of clip counts and times keep their windows."""
+    from preprocess.config import BuildConfig
     from preprocess.pipeline import build
 
+    build_kwargs.setdefault("config", BuildConfig(mode="fixed"))
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     labels = build_kwargs.pop("labels_csv", None)
@@ -88,3 +93,21 @@ def copy_collection(tmp_path: Path) -> Callable[[Path], Path]:
         return dest
 
     return copy
+
+
+@pytest.fixture(scope="session")
+def demo_refinable_path(tmp_path_factory: pytest.TempPathFactory, demo_collection_path: Path) -> Path:
+    """A collections folder holding ``demo`` (the demo recordings) with BirdNET features and the default reduction,
+    what refine needs; built once per session (read-only for tests; copy it to change it). Skips without BirdNET."""
+    from preprocess.errors import MissingDependencyError
+    from preprocess.features import run_extractor
+    from preprocess.reduce import reduce_collection
+
+    root = tmp_path_factory.mktemp("refinable")
+    shutil.copytree(demo_collection_path, root / "demo")
+    try:
+        run_extractor(root / "demo", "birdnet", device="cpu")
+    except MissingDependencyError as e:
+        pytest.skip(str(e))
+    reduce_collection(root / "demo", features=["birdnet"])
+    return root

@@ -41,6 +41,9 @@ def register(sub: Any) -> None:
     p.add_argument("--min-dist", type=float, default=0.0, metavar="X", help="UMAP min_dist for clustering (0.0)")
     p.add_argument("--display-min-dist", type=float, default=0.5, metavar="X", help="min_dist of the display map (0.5)")
     p.add_argument("--metric", default="cosine", metavar="NAME", help="euclidean | cosine | manhattan | correlation")
+    p.add_argument(
+        "--normalize", default="none", choices=("l2", "none"), help="l2: rows to unit length first (default: none)"
+    )
     p.add_argument("--random-state", type=int, default=0, metavar="N", help="seed (default: 0)")
     p.add_argument("--refit", action="store_true", help="fit again even if only clips were added")
 
@@ -64,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
             min_dist=args.min_dist,
             display_min_dist=args.display_min_dist,
             metric=args.metric,
+            normalize=None if args.normalize == "none" else args.normalize,
             random_state=args.random_state,
             refit=args.refit,
             progress=bar,

@@ -161,6 +161,7 @@ class ClusterKind(JobKind):
             clip_labels=tables.metadata_label(table),
             clip_species=table["top_species"].to_numpy(dtype=object),
             clip_scores=table["top_score"].to_numpy(dtype=float) if "top_score" in table else None,
+            clip_recordings=table["recording_id"].to_numpy() if "recording_id" in table else None,
         )
         report("summary", 1, 1, f"{len(clusters)} clusters")
         return {

@@ -174,7 +174,7 @@ class RemapKind(JobKind):
 
     def run(self, job: Job, progress: ProgressFn) -> dict[str, Any]:
         from preprocess.ingest import collection_lock
-        from preprocess.reduce import reduce_collection
+        from preprocess.reduce import reduce_collection, stored_params
 
         name, key = job.request["collection"], job.request["key"]
         with collection_lock(self.collections_root, name):
@@ -182,7 +182,7 @@ class RemapKind(JobKind):
             meta = c.reduction_meta(key)
             reduce_collection(
                 c, features=meta["features"], dims=meta.get("dims") or [2], refit=True, progress=progress,
-                should_cancel=job.should_cancel, **(meta.get("params") or {}),
+                should_cancel=job.should_cancel, **stored_params(meta),
             )  # fmt: skip
         return {"collection": name, "key": key}
 

@@ -37,6 +37,7 @@ export const urls = {
   recording: (c, rid) => `${base(c)}/recordings/${enc(rid)}`,
   recordingTile: (c, rid, tileS, i) => `${base(c)}/recordings/${enc(rid)}/tiles/${enc(tileS)}/${enc(i)}.jpg`,
   recordingAudio: (c, rid) => `${base(c)}/recordings/${enc(rid)}/audio`,
+  refined: (c) => `${base(c)}/refined`,
 };
 
 export class ApiError extends Error {
@@ -165,6 +166,7 @@ export const api = {
   /** Send bytes [offset, offset + blob.size) of upload `id`; resolves to {ok, upload: {received, ...}}. */
   putChunk: (id, offset, blob) => request(urls.upload(id, offset), { method: 'PUT', body: blob }),
   deleteUpload: (id, { keepalive = false } = {}) => request(urls.upload(id), { method: 'DELETE', keepalive }),
+  refined: (c) => request(urls.refined(c)),
 };
 
 /** One class's classifier scores, little-endian float32 [n] in [0, 1]. */

@@ -65,11 +65,17 @@ export function encodeClusters(labels, clusters) {
     const info = byId.get(k);
     const top = info && info.top_species && info.top_species[0] ? info.top_species[0][0] : null;
     const topLabel = info && info.top_labels && info.top_labels[0] ? info.top_labels[0][0] : null;
-    items.push({ key: k, label: `Cluster ${k}`, hint: topLabel || top || '', color: colors[k + 1], count: counts[k + 1], code: k + 1, kind: 'cluster' });
+    items.push({ key: k, label: `Cluster ${k}`, hint: topLabel || top || '', color: colors[k + 1], count: counts[k + 1], code: k + 1, kind: 'cluster', ...dominance(info) });
   }
   items.sort((a, b) => b.count - a.count);
   if (counts[0]) items.push({ key: -1, label: 'noise', hint: '', color: NOISE, count: counts[0], code: 0, kind: 'noise' });
   return { codes, colors, items, noiseCode: counts[0] ? 0 : -1 };
+}
+
+/** Recording dominance of a cluster summary: {nRecordings, topShare, singleRecording} (empty when not sent). */
+export function dominance(info) {
+  if (!info || info.n_recordings == null) return {};
+  return { nRecordings: info.n_recordings, topShare: info.top_recording_share, singleRecording: !!info.single_recording };
 }
 
 /** Categorical column (array of strings/numbers/null) → codes, top categories coloured, the rest 'other'. */

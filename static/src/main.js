@@ -25,6 +25,7 @@ import { initLearnCard } from './views/similar.js';
 import { initReview } from './views/review.js';
 import { initConfidence } from './views/confidence.js';
 import { initImport } from './views/import.js';
+import { initRefine } from './views/refine.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -152,6 +153,7 @@ async function boot() {
   initLearnCard($('learn'));
   initReview($('review'), { train: actions.train });
   actions.initLearning();
+  initRefine($('refine'));
 
   const clipsHint = $('clips-status');
   clipsHint.hidden = false;

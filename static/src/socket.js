@@ -18,9 +18,12 @@ export const EVENTS = {
   preprocessFile: 'preprocess:file',
   preprocessClips: 'preprocess:clips',
   remap: 'remap',
-  // learning (issue 11)
+  // learning (server/jobs/learn.py)
   similar: 'similar',
   train: 'train',
+  // refine (server/jobs/refine.py)
+  refine: 'refine',
+  refineRound: 'refine:round',
 };
 
 /** The one connection (state.runtime.socket), made on first use. */
@@ -88,6 +91,8 @@ export const requestSimilar = (req) => emitAck(EVENTS.similar, req, 30000);
 
 /** Train the classifier (one round): {collection, features?} → ack {ok, job_id}. */
 export const requestTrain = (req) => emitAck(EVENTS.train, req);
+/** Refine a feature set from its own clusters: {collection, features?, iterations?} → ack {ok, job_id}. */
+export const requestRefine = (req) => emitAck(EVENTS.refine, req);
 
 /**
  * Cancel job `jobId` of kind 'cluster' | 'preprocess' | 'remap'; resolves to the ack {ok} or {ok: false, error}.

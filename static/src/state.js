@@ -11,6 +11,7 @@
 //   runtime    handles made at boot (map, player) and timers                                    main.js, …
 //   filters    linked histogram filters (ranges, categories) and their bins                      filtering.js
 //   highlight  new clips ringed on the map for a few seconds                                     views/highlight.js
+//   refine     the refine job and the refined map's verdict                                     views/refine.js
 
 export const state = {
   collections: [], // summaries
@@ -126,6 +127,16 @@ export const state = {
     seen: [], // queue items shown in this review round (for the precision estimate)
     judged: new Map(), // clip id -> true (accepted) | false (rejected), this round
     skipped: new Set(), // clip ids skipped in this review session
+  },
+  refine: {
+    source: null, // the original feature set behind the map
+    state: 'idle', // idle | running | done | error | cancelled
+    jobId: null,
+    fraction: 0,
+    message: '',
+    rounds: [], // refine:round payloads (round 0 = the original)
+    refined: null, // GET …/refined entry (or the job's result) of source-refined: {complete, worse, validity_*, rounds}
+    el: null,
   },
   runtime: {
     socket: null,

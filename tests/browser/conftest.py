@@ -63,6 +63,7 @@ def _build_collections(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copytree(given, target, ignore=shutil.ignore_patterns("labels.sqlite*", "work"))
     else:
         cmd = [sys.executable, "-m", "preprocess", "build", str(REPO / "demo" / "recordings"), "--out", str(target)]
+        cmd += ["--mode", "fixed"]  # the windows the browser tests were written for (the build's default is events)
         labels = REPO / "demo" / "recordings" / "labels.csv"
         if labels.exists():
             cmd += ["--labels", str(labels)]

@@ -29,6 +29,8 @@ DEMO = REPO / "demo" / "recordings"
 SOUNDSCAPE = DEMO / "soundscape" / "XC563936 - Soundscape.mp3"
 TIT_DIR = DEMO / "Parus major_Great Tit"
 JUNCO_DIR = DEMO / "Junco hyemalis_Dark-eyed Junco"
+#: These tests check fixed-window behaviour (counts, times, resumes); the build's default is events mode.
+FIXED = BuildConfig(mode="fixed")
 
 
 def _mini(dest: Path, n_junco: int = 3, n_tit: int = 2) -> Path:
@@ -151,8 +153,8 @@ def test_info_prints_summary_and_credits(demo_collection_path, capsys):
 def test_pool_output_identical_to_one_process(tmp_path):
     src = _mini(tmp_path / "in", n_junco=4, n_tit=3)
     shutil.copy2(SOUNDSCAPE, src / SOUNDSCAPE.name)
-    one = build(src, tmp_path / "one", jobs=1)
-    two = build(src, tmp_path / "two", jobs=2)
+    one = build(src, tmp_path / "one", config=FIXED, jobs=1)
+    two = build(src, tmp_path / "two", config=FIXED, jobs=2)
     assert two.jobs == 2 and one.clips == two.clips > 30
     _tables_equal(tmp_path / "one", tmp_path / "two")
     for sub in ("audio", "sprites"):
@@ -163,7 +165,7 @@ def test_pool_output_identical_to_one_process(tmp_path):
 def test_incremental_add_keeps_clip_ids(tmp_path):
     src = _mini(tmp_path / "in", n_junco=2, n_tit=1)
     out = tmp_path / "coll"
-    first = build(src, out, jobs=1)
+    first = build(src, out, config=FIXED, jobs=1)
     coll = Collection.open(out)
     clips0, specs0 = coll.clips(), np.array(coll.spectrograms())
     sprite0 = coll.audio_sprite_path(0).read_bytes()
@@ -171,7 +173,7 @@ def test_incremental_add_keeps_clip_ids(tmp_path):
     shutil.copy2(sorted(JUNCO_DIR.iterdir())[2], src / JUNCO_DIR.name / "AAA first.mp3")
     (src / "soundscape").mkdir()
     shutil.copy2(SOUNDSCAPE, src / "soundscape" / SOUNDSCAPE.name)
-    second = build(src, out, jobs=1)
+    second = build(src, out, config=FIXED, jobs=1)
     assert second.new_recordings == 2 and second.recordings == first.recordings + 2
     clips1, recs1 = coll.clips(), coll.recordings()
     assert len(clips1) == len(clips0) + second.new_clips
@@ -181,12 +183,12 @@ def test_incremental_add_keeps_clip_ids(tmp_path):
     assert list(recs1.path.iloc[-2:]) == [f"{JUNCO_DIR.name}/AAA first.mp3", f"soundscape/{SOUNDSCAPE.name}"]
     assert (clips1.recording_id.iloc[len(clips0) :] >= first.recordings).all()
     assert (clips1.audio_sprite.iloc[len(clips0) :] >= coll.manifest()["counts"]["audio_sprites"] - 1).all()
-    assert build(src, out, jobs=1).noop
+    assert build(src, out, config=FIXED, jobs=1).noop
 
 
 def test_cancelled_build_resumes_to_the_same_collection(tmp_path):
     src = _mini(tmp_path / "in", n_junco=3, n_tit=2)
-    ref = build(src, tmp_path / "ref", jobs=1)
+    ref = build(src, tmp_path / "ref", config=FIXED, jobs=1)
     calls = {"n": 0}
 
     def cancel_after_two() -> bool:
@@ -195,11 +197,11 @@ def test_cancelled_build_resumes_to_the_same_collection(tmp_path):
 
     out = tmp_path / "coll"
     with pytest.raises(Cancelled):
-        build(src, out, jobs=1, should_cancel=cancel_after_two)
+        build(src, out, config=FIXED, jobs=1, should_cancel=cancel_after_two)
     assert not (out / "manifest.json").exists()
     assert len(list((out / "work").glob("*.npz"))) == 2
     done = []
-    resumed = build(src, out, jobs=1, progress=lambda s, d, t, m="": done.append((s, d)))
+    resumed = build(src, out, config=FIXED, jobs=1, progress=lambda s, d, t, m="": done.append((s, d)))
     assert ("recordings", 2) in done  # two results came from work/, not decoded again
     assert resumed.recordings == ref.recordings and not (out / "work").exists()
     _tables_equal(tmp_path / "ref", out)
@@ -209,20 +211,20 @@ def test_incremental_build_interrupted_while_writing_resumes(tmp_path):
     """Cancelled after spectrograms.npy was replaced but before the manifest: the next build completes it."""
     src = _mini(tmp_path / "in", n_junco=2, n_tit=1)
     ref, out = tmp_path / "ref", tmp_path / "coll"
-    build(src, ref, jobs=1)
-    build(src, out, jobs=1)
+    build(src, ref, config=FIXED, jobs=1)
+    build(src, out, config=FIXED, jobs=1)
     shutil.copy2(SOUNDSCAPE, src / SOUNDSCAPE.name)
-    build(src, ref, jobs=1)
+    build(src, ref, config=FIXED, jobs=1)
     stage = {"now": ""}
 
     def progress(s, done, total, message=""):
         stage["now"] = s
 
     with pytest.raises(Cancelled):
-        build(src, out, jobs=1, progress=progress, should_cancel=lambda: stage["now"] == "audio sprites")
+        build(src, out, config=FIXED, jobs=1, progress=progress, should_cancel=lambda: stage["now"] == "audio sprites")
     coll = Collection.open(out)
     assert coll.spectrograms().shape[0] > coll.manifest()["counts"]["clips"]  # half-written, old manifest
-    assert not build(src, out, jobs=1).noop
+    assert not build(src, out, config=FIXED, jobs=1).noop
     _tables_equal(ref, out)
 
 
@@ -230,7 +232,7 @@ def test_incremental_build_interrupted_while_writing_resumes(tmp_path):
 def test_kill_9_then_build_again_completes(tmp_path, demo_collection_path):
     out = tmp_path / "coll"
     cmd = [sys.executable, "-m", "preprocess", "build", str(DEMO), "--labels", str(DEMO / "labels.csv")]
-    cmd += ["--out", str(out), "--no-features", "--jobs", "1"]
+    cmd += ["--out", str(out), "--no-features", "--jobs", "1", "--mode", "fixed"]  # as demo_collection_path
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 120
@@ -240,7 +242,8 @@ def test_kill_9_then_build_again_completes(tmp_path, demo_collection_path):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert not (out / "manifest.json").exists()  # killed half-way: no manifest, so not a collection yet
-    assert cli.main(["build", str(DEMO), "--labels", str(DEMO / "labels.csv"), "--out", str(out), "--no-features"]) == 0
+    again = ["build", str(DEMO), "--labels", str(DEMO / "labels.csv"), "--out", str(out), "--no-features"]
+    assert cli.main([*again, "--mode", "fixed"]) == 0
     _tables_equal(demo_collection_path, out)
 
 
@@ -269,7 +272,7 @@ def test_bad_and_odd_files(tmp_path):
     sf.write(src / "stereo.flac", stereo, ssr)
     (src / "README.txt").write_text("not considered")
 
-    result = build(src, tmp_path / "coll", jobs=1)
+    result = build(src, tmp_path / "coll", config=FIXED, jobs=1)
     reasons = dict(result.skipped)
     assert set(reasons) == {"b copy.mp3", "corrupt.mp3", "empty.wav", "notes.wav", "dangling.flac", "silence.wav"}
     assert reasons["b copy.mp3"] == "duplicate of a good.mp3"
@@ -291,7 +294,7 @@ def test_bad_and_odd_files(tmp_path):
 
 def test_bat_at_256khz(dev_data_path, make_collection):
     bat = dev_data_path / "Antrozous pallidus_Pallid Bat" / "ANPA-103486.wav"
-    cfg = BuildConfig(sample_rate=256000, fmin=10000, fmax=120000, n_fft=2048, hop_length=2048)
+    cfg = BuildConfig(mode="fixed", sample_rate=256000, fmin=10000, fmax=120000, n_fft=2048, hop_length=2048)
     coll = Collection.open(make_collection(bat, config=cfg, jobs=1))
     clips = coll.clips()
     assert len(clips) == 2 and coll.manifest()["config"]["audio_sample_rate"] == 256000

@@ -107,7 +107,7 @@ export function initControls(root, jobEl, summaryEl) {
     }
   };
   resetParams();
-  if (saved && algorithms[saved.algorithm] && reductions.some((r) => r.key === saved.key)) {
+  if (saved && algorithms[saved.algorithm] && saved.key === ui.reduction.key) { // saved for the map on show
     ui.reduction = reductions.find((r) => r.key === saved.key);
     ui.algorithm = saved.algorithm;
     if (dimsOf(ui.reduction).includes(saved.dims)) ui.dims = saved.dims;

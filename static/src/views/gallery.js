@@ -14,6 +14,17 @@ const birdnetLine = (f) => {
   return t ? ` · BirdNET ${t}` : '';
 };
 
+/** A badge when every clip of the focused cluster(s) comes from one recording (recording dominance). */
+function oneRecordingBadge(f) {
+  if (f.kind !== 'cluster' || !state.cluster || f.clusterIds.some((c) => c < 0)) return null;
+  const byId = new Map((state.cluster.result.clusters || []).map((c) => [c.id, c]));
+  const infos = f.clusterIds.map((c) => byId.get(c));
+  if (!infos.every((c) => c && c.single_recording)) return null;
+  const recs = new Set(Array.from(f.ids, (i) => (state.clips && state.clips.recording_id ? state.clips.recording_id[i] : i)));
+  if (state.clips && state.clips.recording_id && recs.size !== 1) return null;
+  return el('span', { class: 'lg-one-rec', id: 'gallery-one-rec', title: 'every clip comes from one recording: perhaps one recording’s noise rather than a sound type' }, 'one recording');
+}
+
 export function initGallery(root) {
   let shown = PAGE;
   let lastOrder = null;
@@ -48,6 +59,7 @@ export function initGallery(root) {
       el('span', { class: 'muted' }, ` · ${fmtInt(order.length)} clip${order.length === 1 ? '' : 's'}${order.length > 1 ? (f.sims ? ', most similar first' : f.kind === 'review' ? ', in review order' : ', typical first') : ''}`),
       f.fullOrder && f.fullOrder.length !== order.length ? el('span', { class: 'muted', id: 'gallery-filtered' }, ` · ${fmtInt(f.fullOrder.length - order.length)} filtered out`) : null,
       el('span', { class: 'muted bn', id: 'gallery-birdnet', title: 'BirdNET: top species, mean score, clips' }, birdnetLine(f)),
+      oneRecordingBadge(f),
       el('span', { class: 'spacer' }),
       order.length ? play : null,
       zoom,

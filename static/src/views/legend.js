@@ -7,6 +7,14 @@ import { scoreOptions } from '../learning.js';
 const PREFERRED = ['label', 'species', 'common_name', 'top_species', 'recordist', 'license', 'country', 'sound_type', 'recording_id'];
 const SKIP = new Set(['clip_id', 'start_s', 'end_s', 'sheet', 'cell', 'audio_sprite', 'audio_offset', 'audio_length', 'url', 'fmin_hz', 'fmax_hz', 'top_score']);
 
+/** The one-recording flag of a cluster row (a cluster from one recording may be one noisy recording, not a sound). */
+function recFlag(it) {
+  if (it.nRecordings == null) return '';
+  const share = `${Math.round(100 * (it.topShare || 0))}%`;
+  if (it.singleRecording) return ` <span class="lg-one-rec" title="every clip comes from one recording: perhaps one recording's noise rather than a sound type">1 recording</span>`;
+  return ` <span class="lg-recs muted small" title="${it.nRecordings} recordings; the largest gives ${share} of the clips">${it.nRecordings} rec · ${share}</span>`;
+}
+
 export function initLegend(root, select, hideNoise) {
   const renderOptions = () => {
     const cols = state.clips || {};
@@ -54,7 +62,7 @@ export function initLegend(root, select, hideNoise) {
       .map(
         (it, j) => `<button class="lg-row${active(it) ? ' active' : ''}" data-j="${j}" title="${escapeHtml(it.hint || it.label)}">
           <span class="sw" style="background:${escapeHtml(it.color)}"></span>
-          <span class="lg-name">${escapeHtml(it.label)}${it.hint ? ` <span class="muted">${escapeHtml(it.hint)}</span>` : ''}${it.birdnet ? `<span class="lg-bn" title="BirdNET: top species, mean score, clips">BirdNET ${escapeHtml(it.birdnet)}</span>` : ''}</span>
+          <span class="lg-name">${escapeHtml(it.label)}${it.hint ? ` <span class="muted">${escapeHtml(it.hint)}</span>` : ''}${it.birdnet ? `<span class="lg-bn" title="BirdNET: top species, mean score, clips">BirdNET ${escapeHtml(it.birdnet)}</span>` : ''}${recFlag(it)}</span>
           <span class="lg-count">${fmtInt(it.count)}</span>
           <span class="lg-bar" style="width:${((100 * it.count) / max).toFixed(1)}%;background:${escapeHtml(it.color)}"></span>
         </button>`,
