@@ -1,4 +1,4 @@
-"""CSV export time against the number of classes (#13 item 5: linear in classes × clips). Prints a table.
+"""CSV export time against the number of classes (linear in classes × clips). Prints a table.
 
 .venv/bin/python bench/export_classes.py [n_clips] [n_classes ...]
 

@@ -1,4 +1,4 @@
-"""The first clustering of a fresh server process (#14 item 6): seconds from start to the first result, and the
+"""The first clustering of a fresh server process: seconds from start to the first result, and the
 progress messages the page saw, with a cold and a warm numba cache. Prints a table.
 
 .venv/bin/python bench/first_cluster.py [--cache DIR] [--page-delay S] [--cold]

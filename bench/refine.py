@@ -162,7 +162,7 @@ def modes(work: Path, split: dict) -> None:
 
 
 def defaults(work: Path, split: dict) -> None:
-    """#15.5: clip mode x row normalisation through the stored reduction's own code (reduce_collection)."""
+    """clip mode x row normalisation through the stored reduction's own code (reduce_collection)."""
     from preprocess.cluster import validate_params
     from preprocess.collection import Collection
     from preprocess.reduce import reduce_collection
@@ -183,7 +183,7 @@ def defaults(work: Path, split: dict) -> None:
                 )
 
 
-#: Refine settings tried on half A only (#15.5); the best by A NMI (then lower noise) is reported on B.
+#: Refine settings tried on half A only; the best by A NMI (then lower noise) is reported on B.
 REFINE_TRIALS = {
     "pseudo 5/1 (default)": {},
     "pseudo 3/1": {"pseudo_params": {"min_cluster_size": 3, "min_samples": 1}},
@@ -251,7 +251,7 @@ def main() -> None:
     ap.add_argument("--skip-grid", action="store_true")
     ap.add_argument("--skip-events", action="store_true")
     ap.add_argument("--skip-refine", action="store_true")
-    ap.add_argument("--defaults", action="store_true", help="only #15.5: mode x normalize, refine trials")
+    ap.add_argument("--defaults", action="store_true", help="only mode x normalize, refine trials")
     args = ap.parse_args()
     if not DEV.is_dir():
         sys.exit(f"dev data not found at {DEV}")

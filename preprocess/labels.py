@@ -61,7 +61,7 @@ MAX_NOTE_CHARS = 4000
 MAX_SOURCE_JSON_BYTES = 65536
 #: How many of the last changes can be undone (older undo records are pruned).
 MAX_UNDO = 200
-MAX_CLASSES = 1000  # per collection (issue 13): a bound on legends, exports and the store
+MAX_CLASSES = 1000  # per collection: a bound on legends, exports and the store
 #: Changes that touch at most this many clips list them in their summary (for other tabs).
 SUMMARY_MAX_CLIPS = 5000
 

@@ -138,7 +138,7 @@ def _worker_init(owner_pid: int | None = None) -> None:
 
 
 def _exit_with_owner(owner_pid: int) -> None:
-    """No orphans: this worker dies with the process that made the pool (issue 13, a killed build).
+    """No orphans: this worker dies with the process that made the pool.
 
     Linux: the kernel sends SIGKILL when the parent (the forkserver, which itself exits with its owner) dies;
     everywhere: a daemon thread checks the owner once a second and exits when it is gone.

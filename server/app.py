@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 
 from flask import Flask, jsonify, request
@@ -24,17 +22,6 @@ def _error(message: str, status: int):
     resp = jsonify({"ok": False, "error": message, "status": status})
     resp.status_code = status
     return resp
-
-
-def _register_optional(app: Flask, module: str, register) -> None:
-    """Register a sibling module's routes if it exists; a broken one is logged and listed, the rest keeps serving."""
-    if importlib.util.find_spec(module) is None:
-        return
-    try:
-        register(importlib.import_module(module))
-    except Exception as e:
-        log.exception("could not register %s; serving without it", module)
-        app.extensions["sonomap"]["disabled"][module] = f"{type(e).__name__}: {e}"
 
 
 def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
@@ -65,7 +52,6 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
         "on_disconnect": [],  # callables(sid) run when a socket client leaves
         "warmup": warmup,
         "settings": settings,
-        "disabled": {},  # optional modules that failed to register: name -> error
     }
 
     @app.errorhandler(HTTPException)
@@ -84,8 +70,7 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
 
     @app.get("/api/status")
     def status():
-        disabled = app.extensions["sonomap"]["disabled"]
-        return jsonify({"ok": True, "warmup": warmup.status(), "collections": registry.names(), "disabled": disabled})
+        return jsonify({"ok": True, "warmup": warmup.status(), "collections": registry.names()})
 
     views.register(app, registry=registry, settings=settings)
     events.register(
@@ -96,18 +81,17 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
         on_disconnect=app.extensions["sonomap"]["on_disconnect"],
     )
 
-    _register_optional(app, "server.labels_api", lambda m: m.register(app, socketio, collections=registry))
-    for module in ("server.upload_api", "server.recording_api", "server.refine_api"):  # uploads, recordings, refine
-        _register_optional(app, module, lambda m: m.register(app, socketio, collections=registry, settings=settings))
-    # issue 11: query by example, the classifier, the review queue
-    _register_optional(app, "server.learn_api", lambda m: m.register(app, socketio, collections=registry, jobs=jobs))
-    _register_optional(
-        app, "server.species_api", lambda m: m.register(app, socketio, collections=registry)
-    )  # #14 BirdNET
+    from . import labels_api, learn_api, recording_api, refine_api, species_api, upload_api
+
+    labels_api.register(app, socketio, collections=registry)
+    for module in (upload_api, recording_api, refine_api):  # uploads, the recording view, refine
+        module.register(app, socketio, collections=registry, settings=settings)
+    learn_api.register(app, socketio, collections=registry, jobs=jobs)  # query by example, classifier, review queue
+    species_api.register(app, socketio, collections=registry)  # BirdNET beside the labels
 
     from . import security
 
-    security.install(app, socketio, settings)  # token, Host, Origin/CSRF, read-only, body limits (issue 13)
+    security.install(app, socketio, settings)  # token, Host, Origin/CSRF, read-only, body limits
     if settings.warmup:
         warmup.start(socketio.start_background_task)
     return app, socketio

@@ -24,7 +24,7 @@ class Settings:
     max_clusterers: coordinate sets whose density trees are kept (each holds up to 3 trees).
     asset_max_age_s: Cache-Control max-age for sprites, audio and content-hashed bundle files.
     secret_key: Flask secret; ``None``: a random key kept in the collections folder (mode 0600).
-    max_upload_mb: largest file (or zip) accepted from the browser (issue 7 uploads).
+    max_upload_mb: largest file (or zip) accepted from the browser.
     token: the access token (random per start unless given); every request needs it when ``auth`` is on.
     auth: require the token (``--no-token`` turns it off, refused beyond localhost).
     allowed_hosts: Host names accepted besides localhost, 127.0.0.1, [::1] and the bound address.

@@ -1,4 +1,4 @@
-"""BirdNET beside the labels (thin routes over :mod:`preprocess.species`, #14 item 5).
+"""BirdNET beside the labels (thin routes over :mod:`preprocess.species`).
 
 ``GET /api/collections/<c>/birdnet/disagree?min_confidence=0.1`` →
 ``{ok, min_confidence, clip_ids: [...], n: len(clip_ids), n_labelled, birdnet: bool}``: the clips whose BirdNET top

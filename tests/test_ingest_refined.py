@@ -1,5 +1,5 @@
 """New clips added to a refined collection are placed through the saved head (``preprocess.refine.extend_refined``)
-and on the refined reduction, old points never moving (#15.3). Real demo audio and BirdNET features."""
+and on the refined reduction, old points never moving. Real demo audio and BirdNET features."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""#14 item 8: a batch cancelled after its build is rolled back; refusals reach skipped.csv; a tiny collection
+"""A batch cancelled after its build is rolled back; refusals reach skipped.csv; a tiny collection
 still gets a map (PCA) and a later batch fits UMAP once it has enough clips. Real demo audio."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Honest warm-up estimates (#14 item 6): the cache's recorded times when it holds the compiled code, the cold
+"""Honest warm-up estimates: the cache's recorded times when it holds the compiled code, the cold
 default otherwise, and "N s so far" (never "about 1 s left") once a step runs past its estimate."""
 
 from __future__ import annotations

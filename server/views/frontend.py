@@ -49,7 +49,7 @@ def blueprint(static_dir: Path, *, max_age_s: int) -> Blueprint:
         if not page.is_file():
             raise NotFoundError(f"no front end at {page}: build it with npm run build")
         html = _LOCAL_URL_RE.sub(versioned, page.read_text(encoding="utf-8"))
-        guard = current_app.extensions["sonomap"].get("guard")  # issue 13: only reached with a valid token
+        guard = current_app.extensions["sonomap"].get("guard")  # only reached with a valid token
         meta = f'<meta name="sonomap-token" content="{guard.token if guard and guard.token else ""}">'
         html = html.replace("<head>", f"<head>\n  {meta}", 1)
         resp = Response(html, mimetype="text/html")

@@ -19,7 +19,7 @@ export const urls = {
   exportFile: (c, format = 'csv', labelledOnly = false) =>
     `${base(c)}/export?format=${enc(format)}${labelledOnly ? '&labelled_only=1' : ''}`,
   importFile: (c) => `${base(c)}/import`,
-  // learning (issue 11)
+  // learning
   learnModel: (c) => `${base(c)}/learn/model`,
   learnScores: (c, classId) => `${base(c)}/learn/scores.f32?class_id=${enc(classId)}`,
   learnQueue: (c, classId, n = 20, exclude = [], seed = 0) =>

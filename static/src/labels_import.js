@@ -1,4 +1,4 @@
-// Labels back in from a file (#14 item 3): the export's CSV or `clip_id,label`, Raven selection tables, Audacity
+// Labels back in from a file: the export's CSV or `clip_id,label`, Raven selection tables, Audacity
 // labels, or a zip of them → POST /api/collections/<c>/import, one undoable change. Owns state.importReport.
 import { state, set } from './state.js';
 import { api } from './api.js';

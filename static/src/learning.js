@@ -1,4 +1,4 @@
-// Learning from the user (issue 11): train the classifier (one round = one `train` job), colour the map by one
+// Learning from the user: train the classifier (one round = one `train` job), colour the map by one
 // class's score, query by example (`similar` jobs: a pinned clip, a selection, a class or a dropped sound file),
 // say "not this class". Its state: the reactive key `learnModel` and the slice state.learning; the review panel is
 // views/review.js, the Learn card views/similar.js. Keys: see learningKey (listed in the help).

@@ -99,7 +99,7 @@ def running_server(collections_dir: Path, *extra_args: str) -> Iterator[str]:
     log_path = collections_dir.parent / f"server-{port}.log"
     log = open(log_path, "wb")
     env = dict(os.environ, NUMBA_CACHE_DIR=os.environ.get("NUMBA_CACHE_DIR", str(REPO / ".numba_cache")))
-    args = ["--port", str(port), "--no-token", *extra_args]  # issue 13: these tests' urllib calls send no token
+    args = ["--port", str(port), "--no-token", *extra_args]  # these tests' urllib calls send no token
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "--collections", str(collections_dir), *args],
         cwd=REPO,

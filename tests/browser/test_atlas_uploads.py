@@ -1,4 +1,4 @@
-"""#14 items 8 and 9 in real Chromium against the real server: cluster names at their clusters' centres, linked
+"""Uploads, cluster names and linked filters in real Chromium against the real server: cluster names at their clusters' centres, linked
 histogram filters that thin the map and the gallery, upload reports (empty and not-audio files), new points ringed
 on the map, and a new collection of a few clips that still shows a map and plays.
 

@@ -1,4 +1,4 @@
-"""#14 items 3, 5 and 7 in the page: BirdNET with its confidence, the minimum-confidence control, the "BirdNET
+"""In the page: BirdNET with its confidence, the minimum-confidence control, the "BirdNET
 disagrees with the label" filter, importing labels from the Classes panel (with its report and one undo), and the
 eps slider's log span over the data's neighbour distances.
 

@@ -1,4 +1,4 @@
-"""The learning loop in the page (issue 11): train with T, review three clips with the keys (A, X, A) and see the
+"""The learning loop in the page: train with T, review three clips with the keys (A, X, A) and see the
 class membership and the map's colours change; retrain; find similar clips (F) and add one with a number key.
 
 Its own server over the demo recordings with BirdNET features (the shared browser collection has none) and a PCA

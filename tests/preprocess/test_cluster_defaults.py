@@ -1,4 +1,4 @@
-"""The eps slider's span from the data's neighbour distances (preprocess.cluster_defaults, #14 item 7)."""
+"""The eps slider's span from the data's neighbour distances (preprocess.cluster_defaults)."""
 
 from __future__ import annotations
 

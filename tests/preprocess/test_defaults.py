@@ -1,4 +1,4 @@
-"""#15.5 defaults: events clip mode by default; the reduction's ``normalize`` option (l2 rows), recorded in its meta.
+"""Defaults: events clip mode by default; the reduction's ``normalize`` option (l2 rows), recorded in its meta.
 
 The choice itself is measured by ``bench/refine.py --defaults`` (half A selects, half B reports); these tests pin
 the contract: what the option does to the rows, that it is recorded and applied to new clips, and that

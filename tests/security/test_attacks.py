@@ -1,4 +1,4 @@
-"""Each attack from issue 13 fails: CSRF (cross-origin undo and import), DNS rebinding (REST and Socket.IO), no
+"""Each attack on the local server fails: CSRF (cross-origin undo and import), DNS rebinding (REST and Socket.IO), no
 token, a wrong token; the user's own page and programs with the token still work; read-only mode; body limits."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A build killed with SIGKILL leaves no worker process behind (issue 13 item 8)."""
+"""A build killed with SIGKILL leaves no worker process behind."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The page's ``refused`` list in a ``preprocess`` request (#14 item 8): validated, capped, paths cleaned."""
+"""The page's ``refused`` list in a ``preprocess`` request: validated, capped, paths cleaned."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ export function initLegend(root, select, hideNoise) {
       opts.push([c, names[c] || c.replace(/_/g, ' ')]);
     }
     opts.push(['class', 'your classes']);
-    opts.push(...scoreOptions()); // classifier score of one class (issue 11)
+    opts.push(...scoreOptions()); // classifier score of one class
     select.innerHTML = opts.map(([v, t]) => `<option value="${escapeHtml(v)}">${escapeHtml(t)}</option>`).join('');
     select.value = state.colorBy;
   };

@@ -1,4 +1,4 @@
-// The review panel (issue 11): one class's queue from the classifier: the top-scoring unlabelled clips, the
+// The review panel: one class's queue from the classifier: the top-scoring unlabelled clips, the
 // uncertain ones near the threshold and a few random score-bin draws (for an honest precision estimate). Each clip
 // plays as it comes up; A accept (adds it to the class), X reject ("not this class"), S skip, B back. The counter
 // shows what was reviewed and the estimated precision at the threshold; "Accept all above threshold" adds every

@@ -1,4 +1,4 @@
-// The Learn card (issue 11): train the classifier (T) and read each class's metrics and their change since the
+// The Learn card: train the classifier (T) and read each class's metrics and their change since the
 // previous round; review a class, colour the map by its score; find similar clips (F) to the pinned clip, the
 // selection or a class, or to a sound file chosen or dropped on the card; export the model's output.
 import { state, subscribe } from '../state.js';
