@@ -74,9 +74,9 @@ async function request(url, { method = 'GET', body, keepalive = false } = {}) {
   return data;
 }
 
-/** Little-endian float32 x,y pairs → Float32Array [n*2]. */
-export async function getMap(c, key) {
-  const res = await fetch(urls.map(c, key));
+/** A binary answer's bytes, raising ApiError with the server's JSON error message for HTTP errors. */
+async function getBytes(url) {
+  const res = await fetch(url);
   if (!res.ok) {
     let msg = `HTTP ${res.status}`;
     try {
@@ -84,7 +84,12 @@ export async function getMap(c, key) {
     } catch {}
     throw new ApiError(msg, res.status);
   }
-  const buf = await res.arrayBuffer();
+  return res.arrayBuffer();
+}
+
+/** Little-endian float32 x,y pairs → Float32Array [n*2]. */
+export async function getMap(c, key) {
+  const buf = await getBytes(urls.map(c, key));
   const view = new DataView(buf);
   const n = buf.byteLength >> 2;
   const out = new Float32Array(n);
@@ -171,13 +176,5 @@ export const api = {
 
 /** One class's classifier scores, little-endian float32 [n] in [0, 1]. */
 export async function getScores(c, classId) {
-  const res = await fetch(urls.learnScores(c, classId));
-  if (!res.ok) {
-    let msg = `HTTP ${res.status}`;
-    try {
-      msg = (await res.json()).error || msg;
-    } catch {}
-    throw new ApiError(msg, res.status);
-  }
-  return new Float32Array(await res.arrayBuffer());
+  return new Float32Array(await getBytes(urls.learnScores(c, classId)));
 }
