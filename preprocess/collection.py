@@ -369,6 +369,13 @@ class Collection:
             "reductions": self.reductions(),
         }
 
+    # derived artefacts (caches rebuilt from the tables; deleting them is always safe) ---------------
+    def derived_path(self, name: str, key: str) -> Path:
+        """``derived/NAME-KEY``: an artefact computed from the tables, ``key`` = their fingerprint (hex)."""
+        if not key or not all(ch in "0123456789abcdef" for ch in key):
+            raise ParameterError(f"derived artefact key must be lowercase hex, got {key!r}")
+        return self.root / "derived" / f"{check_name(name, what='artefact')}-{key}"
+
 
 def uploads_root(collections_root: Path | str) -> Path:
     """``COLLECTIONS/.uploads``: where uploads are staged, beside the collections (not inside one)."""
