@@ -27,6 +27,8 @@ SAMPLE_ABOVE = 200_000
 SAMPLE_N = 100_000
 #: Rows per ``transform`` chunk (a Dask task when a cluster is used).
 CHUNK = 50_000
+#: Reuse the first map's neighbour search for the other maps on the same sample (off: search per map; benches).
+SHARE_NEIGHBORS = True
 
 
 def sample_rows(n: int, size: int, random_state: int) -> np.ndarray:
@@ -96,7 +98,7 @@ def fit_sampled(
     embedding[sample] = model.embedding_
     rest = np.ones(n, dtype=bool)
     rest[sample] = False
-    shared = rest_knn if knn is not None else None
+    shared = rest_knn if knn is not None and SHARE_NEIGHBORS else None
     embedding[rest], found = place_rows(model, Y[rest], knn=shared, client=client, should_cancel=should_cancel)
     return SampledUMAP(model, sample, embedding, rest_knn=found)
 
