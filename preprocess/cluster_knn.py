@@ -4,7 +4,7 @@ fast_hdbscan's Kruskal path spends 85-90 % of a DBSCAN tree's time in its numba 
 reduced coordinates a faiss inverted-file index (``IndexIVFFlat``, about sqrt(n) lists, :data:`NPROBE` probed)
 finds the same neighbours for ~99.7 % of them at about a quarter of the CPU time, on one thread (faiss's
 OpenMP threads cost more than they give on a busy machine). Up to :data:`EXACT_MAX` rows every list is probed,
-which is an exact search (faiss computes each distance directly in that path, as the KD-tree does), so small
+which is an exact search (one list of every row: faiss computes each distance directly, as the KD-tree does), so small
 inputs give exactly the tree fast_hdbscan would.
 
 :func:`spanning_tree` then runs fast_hdbscan's own mutual-reachability edge list and Kruskal on that graph:
@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 #: Up to this many rows the faiss search is exact (every list probed).
-EXACT_MAX = 10_000
+EXACT_MAX = 5_000
 #: Lists probed per query above :data:`EXACT_MAX` rows (recall of the 10 nearest ~0.997 on 8-d mixtures).
 NPROBE = 8
 #: ``"faiss"`` (default) or ``"kdtree"`` (fast_hdbscan's numba KD-tree; kept for benchmarks and as fallback).
@@ -38,7 +38,8 @@ def knn_graph(X: np.ndarray, k: int, *, exact: bool | None = None) -> tuple[np.n
     n, d = X.shape
     if exact is None:
         exact = n <= EXACT_MAX
-    nlist = max(1, int(math.sqrt(n)))
+    # exact: one list holding every row (no training); else ~sqrt(n) lists, >= 39 rows each (faiss warns below)
+    nlist = 1 if exact else max(1, min(int(math.sqrt(n)), n // 39))
     quantizer = faiss.IndexFlatL2(d)
     index = faiss.IndexIVFFlat(quantizer, d, nlist)
     index.cp.niter = 10
@@ -46,6 +47,8 @@ def knn_graph(X: np.ndarray, k: int, *, exact: bool | None = None) -> tuple[np.n
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
+        if nlist == 1:
+            quantizer.add(X.mean(axis=0, keepdims=True))  # a trained one-list quantizer: train() clusters nothing
         index.train(X)
         index.add(X)
         index.nprobe = nlist if exact else min(NPROBE, nlist)
