@@ -3,9 +3,9 @@
 fast_hdbscan's Kruskal path spends 85-90 % of a DBSCAN tree's time in its numba KD-tree query. On 8-d
 reduced coordinates a faiss inverted-file index (``IndexIVFFlat``, about sqrt(n) lists, :data:`NPROBE` probed)
 finds the same neighbours for ~99.7 % of them at about a quarter of the CPU time, on one thread (faiss's
-OpenMP threads cost more than they give on a busy machine). Up to :data:`EXACT_MAX` rows every list is probed,
-which is an exact search (one list of every row: faiss computes each distance directly, as the KD-tree does), so small
-inputs give exactly the tree fast_hdbscan would.
+OpenMP threads cost more than they give on a busy machine). Up to :data:`EXACT_MAX` rows the search is exact
+(one list of every row: faiss computes each distance directly, as the KD-tree does), so small inputs give
+exactly the tree fast_hdbscan would.
 
 :func:`spanning_tree` then runs fast_hdbscan's own mutual-reachability edge list and Kruskal on that graph:
 same output as ``fast_hdbscan.hdbscan.compute_minimum_spanning_tree(X, min_samples=m, algorithm="kruskal",
