@@ -76,7 +76,7 @@ def fit_sampled(
     knn: Any = None,
     rest_knn: tuple | None = None,
     rs: int = 0,
-    sample_n: int = SAMPLE_N,
+    sample_n: int | None = None,
     client: Any = None,
     should_cancel: CancelCheck | None = None,
     **umap_kwargs: Any,
@@ -85,13 +85,14 @@ def fit_sampled(
 
     ``knn`` is the sample's k-NN graph from an earlier fit on the same sample (shared, as for full fits), and
     ``rest_knn`` that fit's ``rest_knn`` (the other rows' neighbours in the sample; only used with its ``knn``).
+    ``sample_n=None``: :data:`SAMPLE_N` rows.
     Returns a :class:`SampledUMAP` (or a cuML UMAP fitted on all rows when a GPU is usable).
     """
     gpu = _cuml_umap(Y, rs=rs, **umap_kwargs)
     if gpu is not None:
         return gpu
     n = len(Y)
-    sample = sample_rows(n, sample_n, rs)
+    sample = sample_rows(n, SAMPLE_N if sample_n is None else sample_n, rs)
     model = fit(np.ascontiguousarray(Y[sample]), knn=knn, rs=rs, **umap_kwargs)
     check_cancel(should_cancel)
     embedding = np.empty((n, model.embedding_.shape[1]), dtype=np.float32)
