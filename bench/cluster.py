@@ -85,9 +85,13 @@ def write_collection(root: Path, X: np.ndarray) -> None:
     w.manifest(config={}, counts={"clips": n})
 
 
-def run_one(collections: Path, algorithm: str, repeats: int) -> dict:
+def run_one(collections: Path, algorithm: str, repeats: int, knn: str = "faiss") -> dict:
     """In a fresh process: first request, then slider moves; latencies request -> job:result."""
     from sklearn.metrics import adjusted_rand_score
+
+    from preprocess import cluster_knn
+
+    cluster_knn.BACKEND = knn  # the density trees' k-NN graph: faiss (default) or fast_hdbscan's KD-tree
 
     from server.app import create_app
     from server.settings import Settings
@@ -147,14 +151,16 @@ def main() -> None:
     ap.add_argument("--algorithms", nargs="+", default=["hdbscan", "dbscan", "kmeans"])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--noise", choices=["bridges", "uniform"], default="bridges", help="where the 10%% noise lies")
-    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--knn", nargs="+", default=["faiss"], choices=["faiss", "kdtree"],
+                    help="k-NN graph under the density trees; several run side by side")  # fmt: skip
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(run_one(Path(args.child[0]), args.child[1], args.repeats)))
+        print(json.dumps(run_one(Path(args.child[0]), args.child[1], args.repeats, args.child[2])))
         return
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; noise: {args.noise}", flush=True)
     print(
-        f"{'N':>9} {'algorithm':>9} {'first s':>8} {'cpu s':>6} {'p50 s':>7} {'p95 s':>7} {'peak MB':>8} {'ARI':>5} {'k':>4} {'noise':>6}  note"
+        f"{'N':>9} {'algorithm':>9} {'k-NN':>6} {'first s':>8} {'cpu s':>6} {'p50 s':>7} {'p95 s':>7} {'peak MB':>8} {'ARI':>5} {'k':>4} {'noise':>6}  note"
     )
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
@@ -163,15 +169,15 @@ def main() -> None:
             write_collection(root / "bench", X)
             np.save(root / "truth.npy", y)
             del X
-            for alg in args.algorithms:
-                cmd = [sys.executable, __file__, "--child", str(root), alg, "--repeats", str(args.repeats)]
-                out = subprocess.run(cmd, capture_output=True, text=True)
+            for alg, knn in [(a, k) for a in args.algorithms for k in (args.knn if a != "kmeans" else ["-"])]:
+                cmd = [sys.executable, __file__, "--child", str(root), alg, knn if knn != "-" else "faiss"]
+                out = subprocess.run(cmd + ["--repeats", str(args.repeats)], capture_output=True, text=True)
                 if out.returncode != 0:
-                    print(f"{n:>9,} {alg:>9} FAILED: {out.stderr.strip().splitlines()[-1:]}", flush=True)
+                    print(f"{n:>9,} {alg:>9} {knn:>6} FAILED: {out.stderr.strip().splitlines()[-1:]}", flush=True)
                     continue
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 print(
-                    f"{n:>9,} {alg:>9} {r['first_s']:>8.2f} {r['first_cpu_s']:>6.1f} {r['p50_s']:>7.3f} {r['p95_s']:>7.3f} {r['peak_mb']:>8.0f}"
+                    f"{n:>9,} {alg:>9} {knn:>6} {r['first_s']:>8.2f} {r['first_cpu_s']:>6.1f} {r['p50_s']:>7.3f} {r['p95_s']:>7.3f} {r['peak_mb']:>8.0f}"
                     f" {r['ari']:>5.2f} {r['n_clusters']:>4} {r['noise']:>6.1%}  {r['note'][:60]}",
                     flush=True,
                 )

@@ -135,6 +135,54 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def birdnet_side_by_side(coll: Collection) -> str:
+    """Our extractor's transform vs the raw interpreter loop on the same windows, alternating, same threads.
+
+    Both start after the model is loaded; "raw" gets its windows decoded and resampled beforehand (only
+    ``set_tensor``/``invoke``/``get_tensor`` timed), "ours" is ``BirdNetExtractor.transform`` on every clip
+    (decode, resample, windows, interpreter, top-k species, location lists). Returns the printed lines.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    from preprocess.features.base import ClipAudioReader
+    from preprocess.features.birdnet import EMBEDDING_TENSOR, BirdNetExtractor, embedding_model_path, windows_48k
+
+    ours = BirdNetExtractor()
+    ours.prepare(coll, out_dir=coll.root / "features" / "birdnet", fit=False, progress=lambda *a, **k: None)
+    ids = np.arange(coll.n_clips())
+    reader = ClipAudioReader(coll)
+    windows = np.concatenate([windows_48k(*reader.read(int(i))) for i in ids])
+    reader.close()
+    raw = Interpreter(model_path=str(embedding_model_path(coll.work_dir / "models")), num_threads=ours.n_threads)
+    raw.allocate_tensors()
+    inp = raw.get_input_details()[0]["index"]
+    outs = {d["name"]: d["index"] for d in raw.get_output_details()}
+    emb_out = outs.pop(EMBEDDING_TENSOR)
+    logit_out = next(iter(outs.values()))
+
+    def run_raw() -> None:
+        for w in windows:
+            raw.set_tensor(inp, w[None])
+            raw.invoke()
+            raw.get_tensor(emb_out).copy(), raw.get_tensor(logit_out).copy()
+
+    times: dict[str, list[float]] = {"raw": [], "ours": []}
+    for _ in range(2):  # alternating: the machine's load hits both alike
+        t0 = time.perf_counter()
+        run_raw()
+        times["raw"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        ours.transform(coll, ids)
+        times["ours"].append(time.perf_counter() - t0)
+    raw_s, ours_s = min(times["raw"]), min(times["ours"])
+    n = len(ids)
+    return (
+        f"\nBirdNET side by side ({n} clips, {len(windows)} windows, {ours.n_threads} threads, best of 2):\n"
+        f"  raw interpreter loop  {n / raw_s:8.1f} clips/s\n"
+        f"  BirdNetExtractor      {n / ours_s:8.1f} clips/s  = {raw_s / ours_s:.0%} of raw"
+    )
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("collection", nargs="?", default="/tmp/sonomap/dev")
@@ -172,6 +220,8 @@ def main() -> int:
                 info = meta["model"]
                 note += f"; training {info['train_steps']} steps at {info['train_images_per_s']} img/s"
             print(f"{name:<10} {meta['device']:<6} {meta['dim']:>5} {n:>7} {elapsed:>8.1f} {n / elapsed:>9.1f}  {note}")
+        if "birdnet" in args.extractors.split(","):
+            print(birdnet_side_by_side(coll), flush=True)
         if "saec" in args.extractors:
             sizes = [int(b) for b in args.saec_batch_sizes.split(",") if b] or (
                 [64, 128, 256, 512, 1024] if device == "cuda" else [32]

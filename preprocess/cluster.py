@@ -402,11 +402,12 @@ def _spanning_tree(X: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.nd
         core = D[np.arange(n)[:, None], nb][:, -1] if m >= 1 else np.zeros(n)
         return mst, core, nb
     try:
-        from fast_hdbscan.hdbscan import compute_minimum_spanning_tree
+        from .cluster_knn import spanning_tree
     except ImportError as e:  # pragma: no cover - listed in requirements
-        raise MissingDependencyError("clustering needs fast_hdbscan: pip install fast_hdbscan") from e
-    mst, neighbors, core = compute_minimum_spanning_tree(X, min_samples=m, algorithm="kruskal", knn_k=_knn_k(m))
-    mst, core = np.asarray(mst, dtype=np.float64), np.asarray(core, dtype=np.float64)
+        raise MissingDependencyError(
+            "clustering needs fast_hdbscan and faiss: pip install fast_hdbscan faiss-cpu"
+        ) from e
+    mst, neighbors, core = spanning_tree(X, m, _knn_k(m))  # faiss k-NN graph (preprocess/cluster_knn.py)
     return _bridge_components(X, mst, core), core, np.ascontiguousarray(np.asarray(neighbors)[:, :m], dtype=np.int32)
 
 

@@ -60,6 +60,7 @@ from .schema import (  # noqa: F401  (re-exported: older callers import the name
     CLIP_PART_PATTERN,
     CLIPS,
     CLIPS_DIR,
+    DERIVED_DIR,
     DIMS_PATTERN,
     EVALUATION,
     FEATURES_DIR,
@@ -493,6 +494,13 @@ class Collection:
     def refine_head_path(self, name: str) -> Path:
         """``features/NAME/head.pt``: the projection head that made refined feature set NAME."""
         return self.features_dir(name) / HEAD_FILE
+
+    # derived artefacts (caches rebuilt from the tables; deleting them is always safe) ---------------
+    def derived_path(self, name: str, key: str) -> Path:
+        """``derived/NAME-KEY``: an artefact computed from the tables, ``key`` = their fingerprint (hex)."""
+        if not key or not all(ch in "0123456789abcdef" for ch in key):
+            raise ParameterError(f"derived artefact key must be lowercase hex, got {key!r}")
+        return self.root / DERIVED_DIR / f"{check_name(name, what='artefact')}-{key}"
 
 
 def uploads_root(collections_root: Path | str) -> Path:

@@ -35,7 +35,7 @@ import numpy as np
 from .collection import Collection, as_collection, atomic_path, check_name, save_npy_atomic, write_json_atomic
 from .errors import CollectionError, ParameterError
 from .progress import CancelCheck, Progress, check_cancel, no_progress
-from .reduce_sample import SAMPLE_ABOVE, fit_sampled
+from .reduce_sample import SAMPLE_ABOVE, SampledUMAP, fit_sampled
 from .schema import MODEL_DIMS_KEY, MODEL_MAP_KEY
 
 DEFAULT_DIMS = (2, 4, 8, 16)
@@ -236,13 +236,16 @@ def reduce_collection(
     jobs = [(MODEL_DIMS_KEY.format(d), d, float(min_dist)) for d in dims] + [
         (MODEL_MAP_KEY, 2, float(display_min_dist))
     ]
+    rest_knn = None  # sampled maps (a million clips): the other rows' neighbours in the sample, found once
     for i, (name, d, md) in enumerate(jobs):
         progress("reduce", i + 1, steps, f"UMAP {d}-d" + (" (display)" if name == MODEL_MAP_KEY else ""))
         umap_model = _fit_umap(
-            Y, n_components=d, n_neighbors=n_neighbors, min_dist=md, metric=metric, knn=knn, rs=random_state
-        )
+            Y, n_components=d, n_neighbors=n_neighbors, min_dist=md, metric=metric, knn=knn, rs=random_state,
+            rest_knn=rest_knn,
+        )  # fmt: skip
         if knn is None:
             knn = (umap_model._knn_indices, umap_model._knn_dists, umap_model._knn_search_index)
+            rest_knn = getattr(umap_model, "rest_knn", None) if isinstance(umap_model, SampledUMAP) else None
         if exact:
             # no pynndescent index: new clips are placed by exact distances to the fitted ones
             # (umap's own small-data path; private attributes of umap-learn 0.5.x)
@@ -287,13 +290,21 @@ def _exact_knn(Y: np.ndarray, *, n_neighbors: int, metric: str) -> tuple[np.ndar
 
 
 def _fit_umap(
-    Y: np.ndarray, *, n_components: int, n_neighbors: int, min_dist: float, metric: str, knn: Any, rs: int
+    Y: np.ndarray,
+    *,
+    n_components: int,
+    n_neighbors: int,
+    min_dist: float,
+    metric: str,
+    knn: Any,
+    rs: int,
+    rest_knn: Any = None,
 ) -> Any:
     import umap
 
     if len(Y) > SAMPLE_ABOVE:  # a million clips: fit on a sample, transform the rest (preprocess/reduce_sample.py)
-        return fit_sampled(Y, fit=_fit_umap, knn=knn, rs=rs, n_components=n_components, n_neighbors=n_neighbors,
-                           min_dist=min_dist, metric=metric)  # fmt: skip
+        return fit_sampled(Y, fit=_fit_umap, knn=knn, rest_knn=rest_knn, rs=rs, n_components=n_components,
+                           n_neighbors=n_neighbors, min_dist=min_dist, metric=metric)  # fmt: skip
     kwargs: dict[str, Any] = {}
     if knn is not None:
         kwargs["precomputed_knn"] = knn

@@ -27,6 +27,8 @@ SAMPLE_ABOVE = 200_000
 SAMPLE_N = 100_000
 #: Rows per ``transform`` chunk (a Dask task when a cluster is used).
 CHUNK = 50_000
+#: Reuse the first map's neighbour search for the other maps on the same sample (off: search per map; benches).
+SHARE_NEIGHBORS = True
 
 
 def sample_rows(n: int, size: int, random_state: int) -> np.ndarray:
@@ -36,19 +38,31 @@ def sample_rows(n: int, size: int, random_state: int) -> np.ndarray:
 
 
 class SampledUMAP:
-    """A UMAP fitted on ``sample`` rows with ``embedding_`` float32 [n, d] for every row; ``transform`` delegates."""
+    """A UMAP fitted on ``sample`` rows with ``embedding_`` float32 [n, d] for every row; ``transform`` delegates.
 
-    def __init__(self, model: Any, sample: np.ndarray, embedding: np.ndarray) -> None:
+    ``rest_knn`` (not pickled) holds the other rows' neighbours among the sample, ``(indices int32 [n - s, k],
+    dists float32 [n - s, k])``: every map fitted on the same sample with the same k-NN graph finds the same ones,
+    so :func:`fit_sampled` takes them from the first map instead of searching again for each.
+    """
+
+    def __init__(self, model: Any, sample: np.ndarray, embedding: np.ndarray, rest_knn: tuple | None = None) -> None:
         self.model = model
         self.sample = sample
         self.embedding_ = embedding
+        self.rest_knn = rest_knn
 
     def transform(self, Y: np.ndarray) -> np.ndarray:
         """Coordinates float32 [m, d] of new rows ``Y`` [m, D] (chunked, as at fit time)."""
         return transform_chunks(self.model, Y)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"model": self.model, "sample": self.sample, "embedding_": self.embedding_, "rest_knn": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     def __getattr__(self, name: str) -> Any:  # _knn_indices etc.: what reduce shares between its UMAPs
-        if name in ("model", "sample", "embedding_"):
+        if name in ("model", "sample", "embedding_", "rest_knn"):
             raise AttributeError(name)
         if name.startswith("_knn"):  # cuML keeps no k-NN graph to share
             return getattr(self.model, name, None)
@@ -60,62 +74,127 @@ def fit_sampled(
     *,
     fit: Callable[..., Any],
     knn: Any = None,
+    rest_knn: tuple | None = None,
     rs: int = 0,
-    sample_n: int = SAMPLE_N,
+    sample_n: int | None = None,
     client: Any = None,
     should_cancel: CancelCheck | None = None,
     **umap_kwargs: Any,
 ) -> Any:
     """Fit UMAP (``fit(Y_sample, knn=, rs=, **umap_kwargs)``) on a sample of ``Y`` [n, D]; transform the rest.
 
-    ``knn`` is the sample's k-NN graph from an earlier fit on the same sample (shared, as for full fits).
+    ``knn`` is the sample's k-NN graph from an earlier fit on the same sample (shared, as for full fits), and
+    ``rest_knn`` that fit's ``rest_knn`` (the other rows' neighbours in the sample; only used with its ``knn``).
+    ``sample_n=None``: :data:`SAMPLE_N` rows.
     Returns a :class:`SampledUMAP` (or a cuML UMAP fitted on all rows when a GPU is usable).
     """
     gpu = _cuml_umap(Y, rs=rs, **umap_kwargs)
     if gpu is not None:
         return gpu
     n = len(Y)
-    sample = sample_rows(n, sample_n, rs)
+    sample = sample_rows(n, SAMPLE_N if sample_n is None else sample_n, rs)
     model = fit(np.ascontiguousarray(Y[sample]), knn=knn, rs=rs, **umap_kwargs)
     check_cancel(should_cancel)
     embedding = np.empty((n, model.embedding_.shape[1]), dtype=np.float32)
     embedding[sample] = model.embedding_
     rest = np.ones(n, dtype=bool)
     rest[sample] = False
-    embedding[rest] = transform_chunks(model, Y[rest], client=client, should_cancel=should_cancel)
-    return SampledUMAP(model, sample, embedding)
+    shared = rest_knn if knn is not None and SHARE_NEIGHBORS else None
+    embedding[rest], found = place_rows(model, Y[rest], knn=shared, client=client, should_cancel=should_cancel)
+    return SampledUMAP(model, sample, embedding, rest_knn=found)
 
 
 def transform_chunks(
     model: Any, Y: np.ndarray, *, client: Any = None, chunk: int = CHUNK, should_cancel: CancelCheck | None = None
 ) -> np.ndarray:
     """``model.transform`` over ``Y`` [m, D] in chunks of ``chunk`` rows (Dask tasks with a client); float32 [m, d]."""
-    out = np.empty((len(Y), model.embedding_.shape[1]), dtype=np.float32)
+    return place_rows(model, Y, client=client, chunk=chunk, should_cancel=should_cancel)[0]
+
+
+def place_rows(
+    model: Any,
+    Y: np.ndarray,
+    *,
+    knn: tuple | None = None,
+    client: Any = None,
+    chunk: int = CHUNK,
+    should_cancel: CancelCheck | None = None,
+) -> tuple[np.ndarray, tuple | None]:
+    """UMAP ``transform`` of ``Y`` [m, D] in chunks; returns ``(float32 [m, d], (indices, dists) of Y's rows)``.
+
+    With ``knn`` (the rows' neighbours among the fitted ones, as an earlier call returned them) the
+    nearest-neighbour search is skipped and the layout is umap's own (membership weights, weighted initial
+    positions, its transform epochs); without, the search runs once per chunk and its result is returned.
+    Neighbours come back as None for models without a search index (cuML, small-data UMAPs).
+    """
+    d = model.embedding_.shape[1]
+    out = np.empty((len(Y), d), dtype=np.float32)
     bounds = list(range(0, len(Y), chunk))
+    searchable = getattr(model, "_knn_search_index", None) is not None and not getattr(model, "_small_data", False)
+    k = int(getattr(model, "n_neighbors", 0) or 0)
+    found = (np.empty((len(Y), k), np.int32), np.empty((len(Y), k), np.float32)) if searchable else None
+
+    def part(a: int) -> tuple | None:
+        return None if knn is None else (knn[0][a : a + chunk], knn[1][a : a + chunk])
+
+    def store(a: int, res: tuple) -> None:
+        emb, nb = res
+        out[a : a + len(emb)] = emb
+        if found is not None and nb is not None:
+            found[0][a : a + len(emb)], found[1][a : a + len(emb)] = nb
+
     if client is None:
         client = _active_client()
     if client is not None and len(bounds) > 1:
         remote = client.scatter(model, broadcast=True)
-        futures = [client.submit(_transform, remote, Y[a : a + chunk], pure=False, retries=2) for a in bounds]
+        futures = [
+            client.submit(_transform, remote, Y[a : a + chunk], part(a), searchable, pure=False, retries=2)
+            for a in bounds
+        ]
         try:
             for a, fut in zip(bounds, futures, strict=True):
-                out[a : a + chunk] = fut.result()
+                store(a, fut.result())
                 check_cancel(should_cancel)
         finally:
             client.cancel([f for f in futures if not f.done()])
-        return out
-    for a in bounds:
-        check_cancel(should_cancel)
-        out[a : a + chunk] = _transform(model, Y[a : a + chunk])
-    return out
+    else:
+        for a in bounds:
+            check_cancel(should_cancel)
+            store(a, _transform(model, Y[a : a + chunk], part(a), searchable))
+    return out, (knn if knn is not None else found)
 
 
-def _transform(model: Any, Y: np.ndarray) -> np.ndarray:
+class _FoundNeighbors:
+    """Stands in for a fitted UMAP's pynndescent index in ``transform``: answers with neighbours found before."""
+
+    def __init__(self, index: Any, indices: np.ndarray, dists: np.ndarray) -> None:
+        self._angular_trees = getattr(index, "_angular_trees", False)
+        self.indices, self.dists = indices, dists
+
+    def query(self, X: np.ndarray, k: int, epsilon: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+        if len(X) != len(self.indices) or k > self.indices.shape[1]:
+            raise ValueError("neighbours found for other rows")  # pragma: no cover - internal misuse
+        return self.indices[:, :k].copy(), self.dists[:, :k].copy()
+
+
+def _transform(model: Any, Y: np.ndarray, knn: tuple | None, searchable: bool) -> tuple[np.ndarray, tuple | None]:
+    """One chunk: ``(coordinates float32 [m, d], its neighbours (indices, dists) or None)``."""
+    import copy
     import warnings
 
+    Y = np.ascontiguousarray(Y, dtype=np.float32)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning)
-        return np.asarray(model.transform(np.ascontiguousarray(Y, dtype=np.float32)), dtype=np.float32)
+        if not searchable:
+            return np.asarray(model.transform(Y), dtype=np.float32), None
+        index = model._knn_search_index
+        if knn is None:  # umap's own query, as its transform makes it
+            epsilon = 0.24 if index._angular_trees else 0.12
+            indices, dists = index.query(Y, model.n_neighbors, epsilon=epsilon)
+            knn = (np.asarray(indices, np.int32), np.asarray(dists, np.float32))
+        placed = copy.copy(model)  # shallow: the fitted arrays are shared, only the index is swapped
+        placed._knn_search_index = _FoundNeighbors(index, *knn)
+        return np.asarray(placed.transform(Y), dtype=np.float32), knn
 
 
 def _active_client() -> Any:

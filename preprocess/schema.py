@@ -71,6 +71,7 @@ LEARN_META_FILE = "model.json"  # learn/model.json: classes, parameters, metrics
 LEARN_SCORES_FILE = "scores.npy"  # learn/scores.npy: float32 [n_clips, n_classes] in [0, 1]
 HEAD_FILE = "head.pt"  # features/NAME-refined/head.pt: the refine projection head
 ROLLBACK_DIR = "rollback"  # .uploads/rollback/NAME/: hard links of the built files while an ingest runs
+DERIVED_DIR = "derived"  # derived/NAME-KEY: caches computed from the tables (e.g. clips.bin), safe to delete
 LOCKS_DIR = "locks"  # .uploads/locks/NAME.lock: one ingest at a time per collection
 LOCK_PATTERN = "{}.lock"  # collection name
 JOURNAL_DIR = "journal"  # .uploads/journal/NAME.json: an ingest in flight (files moved into sources/)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import struct
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -179,3 +180,113 @@ def read_binary(data: bytes) -> dict[str, Any]:
         else:
             out[c["name"]] = np.frombuffer(raw, dtype={"int32": "<i4", "float32": "<f4", "float64": "<f8"}[c["dtype"]])
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# clips.bin at a million clips: built column by column (no per-clip Python) and cached on disk
+
+#: Bumped when :func:`to_binary`'s layout or the table's columns change (old cache files are then ignored).
+BINARY_VERSION = 1
+
+
+def fingerprint(files: list[Path]) -> str:
+    """Hex digest of the files' (name, size, mtime_ns) (folders: of every file inside); missing files count too."""
+    import hashlib
+
+    h = hashlib.sha1(f"SMC1 v{BINARY_VERSION} {CLIP_TABLE_COLUMNS}".encode())
+    for p in files:
+        paths = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+        for q in paths:
+            try:
+                st = q.stat()
+                h.update(f"{q.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+            except OSError:
+                h.update(f"{q.name}:missing;".encode())
+    return h.hexdigest()[:20]
+
+
+def clips_binary(collection: Collection, files: list[Path]) -> bytes:
+    """The clips.bin body: from ``derived/clips.bin-KEY`` when the tables (``files``) are unchanged, else built
+    with :func:`build_binary` and stored there (atomically; older versions removed; a read-only collection
+    just is not cached)."""
+    from preprocess.collection import atomic_path
+
+    path = collection.derived_path("clips.bin", fingerprint(files))
+    try:
+        return path.read_bytes()
+    except OSError:
+        pass
+    body = build_binary(collection)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            Path(tmp).write_bytes(body)
+        for old in path.parent.glob("clips.bin-*"):
+            if old != path and old.is_file():
+                old.unlink(missing_ok=True)
+    except OSError:  # pragma: no cover - read-only collection folder
+        pass
+    return body
+
+
+def build_binary(collection: Collection) -> bytes:
+    """``to_binary(clip_table(collection))``, byte for byte, with recording columns coded per recording."""
+    import pandas as pd
+
+    from preprocess.species import clip_top_species
+
+    clips = collection.clips()
+    n = len(clips)
+    cols: dict[str, Any] = {"clip_id": np.arange(n, dtype=np.int64)}
+    for col in ("recording_id", "start_s", "end_s", "sheet", "cell", "audio_sprite", "audio_offset", "audio_length"):
+        cols[col] = clips[col].to_numpy() if col in clips else np.zeros(n)
+    rec = collection.recordings() if collection.recordings_path.is_file() else pd.DataFrame({"recording_id": []})
+    rec = rec.set_index("recording_id") if "recording_id" in rec else rec
+    pos = rec.index.get_indexer(cols["recording_id"]) if len(rec.index) else np.full(n, -1)
+    for col in _RECORDING_COLUMNS:
+        if col in rec:
+            codes, values = _dict_codes(rec[col].to_numpy(dtype=object))
+            cols[col] = (np.where(pos >= 0, codes[np.maximum(pos, 0)], -1), values)
+        else:
+            cols[col] = (np.full(n, -1), [])
+    names, scores = clip_top_species(collection, n)
+    cols["top_species"] = _dict_codes(np.asarray(names, dtype=object))
+    cols["top_score"] = scores
+    buffers: list[bytes] = []
+    header_cols = []
+    offset = 0
+    for col in CLIP_TABLE_COLUMNS:
+        entry: dict[str, Any] = {"name": col}
+        if col in _INT32:
+            buf = np.asarray(cols[col]).astype("<i4").tobytes()
+            entry["dtype"] = "int32"
+        elif col in _FLOAT64:
+            buf = np.asarray(cols[col]).astype("<f8").tobytes()
+            entry["dtype"] = "float64"
+        else:
+            codes, values = cols[col]
+            buf = np.asarray(codes).astype("<i4").tobytes()
+            entry["dtype"] = "dict"
+            entry["values"] = values
+        pad = (-len(buf)) % 8
+        entry["offset"] = offset
+        entry["length"] = len(buf)
+        buffers.append(buf + b"\0" * pad)
+        offset += len(buf) + pad
+        header_cols.append(entry)
+    header = json.dumps({"n": n, "columns": header_cols}, separators=(",", ":")).encode()
+    header += b" " * ((-(8 + len(header))) % 8)
+    return b"SMC1" + struct.pack("<I", len(header)) + header + b"".join(buffers)
+
+
+def _dict_codes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """(int32 codes, sorted distinct strings) of an object array, as :func:`to_binary` codes it (-1 = missing);
+    Python runs once per distinct value, not per row."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    cleaned = [None if (v := _clean(u)) is None else str(v) for u in uniques]
+    distinct = sorted({v for v in cleaned if v is not None})
+    index = {v: i for i, v in enumerate(distinct)}
+    remap = np.array([-1 if v is None else index[v] for v in cleaned] + [-1], dtype=np.int64)
+    return remap[codes].astype(np.int32), distinct  # code -1 (missing) picks the trailing -1

@@ -45,6 +45,7 @@ LAYERS: dict[str, str] = {
     "sprites": "signal",
     "cluster": "analysis",
     "cluster_defaults": "analysis",
+    "cluster_knn": "analysis",
     "labels": "analysis",
     "export": "analysis",
     "import_tables": "analysis",

@@ -123,8 +123,9 @@ def blueprint(registry: Registry) -> Blueprint:
 
     @bp.get("/api/collections/<name>/clips.bin")
     def clips_bin(name: str):
-        c, files, table = _table(name)
-        body = registry.cached(("clips.bin", name), files, lambda: tables.to_binary(table))
+        c = registry.get(name)
+        files = [c.clips_path, c.recordings_path, tables.species_path(c)]
+        body = registry.cached(("clips.bin", name), files, lambda: tables.clips_binary(c, files))  # disk-cached
         return _etagged(body, "application/octet-stream", ("bin", _stamp(*files)))
 
     @bp.get("/api/collections/<name>/reductions/<key>/map.f32")

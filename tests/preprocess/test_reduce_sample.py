@@ -60,3 +60,22 @@ def test_chunks_as_dask_tasks_give_the_same_coordinates(fitted):
     with distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as client:
         remote = transform_chunks(m.model, Y, chunk=100, client=client)
     assert np.array_equal(local, remote)
+
+
+def test_second_map_reuses_the_first_maps_neighbours(fitted):
+    """Maps fitted on one sample with one k-NN graph share the other rows' neighbour search: same coordinates."""
+    import pickle
+
+    X, y, m = fitted
+    knn = (m._knn_indices, m._knn_dists, m._knn_search_index)
+    assert m.rest_knn is not None and m.rest_knn[0].shape == (3000 - 600, 15)
+    kw = dict(KW, n_components=3, min_dist=0.0)
+    searched = fit_sampled(X, fit=_fit_umap, knn=knn, rs=3, sample_n=600, **kw)
+    shared = fit_sampled(X, fit=_fit_umap, knn=knn, rest_knn=m.rest_knn, rs=3, sample_n=600, **kw)
+    assert np.array_equal(shared.rest_knn[0], searched.rest_knn[0])
+    np.testing.assert_array_equal(shared.embedding_, searched.embedding_)
+    assert shared.embedding_.shape == (3000, 3)
+    # without the sample's graph the neighbours are not known to match: they are searched again
+    fresh = fit_sampled(X, fit=_fit_umap, rest_knn=(m.rest_knn[0][:, ::-1], m.rest_knn[1]), rs=3, sample_n=600, **KW)
+    np.testing.assert_array_equal(fresh.embedding_, m.embedding_)
+    assert pickle.loads(pickle.dumps(shared)).rest_knn is None  # model.pkl does not carry them
