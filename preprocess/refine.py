@@ -188,7 +188,13 @@ def refine_collection(
     from .reduce import stored_params
 
     keys = ("n_neighbors", "min_dist", "display_min_dist", "metric", "normalize", "random_state")
-    rparams = {k: stored_params(orig)[k] for k in keys}
+    stored = stored_params(orig)
+    missing = [k for k in keys if k not in stored]
+    if missing:
+        raise CollectionError(
+            f"reduction {features!r} does not record how it was made ({', '.join(missing)} missing): reduce it again"
+        )
+    rparams = {k: stored[k] for k in keys}
     truth = _true_labels(collection)
     fixed = fixed_labels(collection)
     Xn = l2_normalise(np.asarray(X))

@@ -158,14 +158,16 @@ def _http(method: str, url: str, body: dict | None = None, timeout: float = 10) 
     import urllib.request
 
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", "X-Sonomap-Token": "test"}
+    )
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read())
 
 
 def _start_server(root: Path, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--collections", str(root), "--port", str(port), "--no-warmup"],
+        [sys.executable, "-m", "server", "--collections", str(root), "--port", str(port), "--no-warmup", "--no-token"],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -34,7 +34,9 @@ def until(page, expr: str, timeout_ms: int = 30_000) -> None:
 
 def rest(method: str, url: str, body: dict | None = None) -> dict:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method=method)
+    req = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json", "X-Sonomap-Token": "test"}, method=method
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 

@@ -58,7 +58,7 @@ def test_block_resampling_equals_one_shot(tmp_path, scape):
 )
 def test_streamed_fixed_clips_equal_whole_file(scape, seconds, clip_s, hop_s):
     y48, sr48 = scape
-    cfg = BuildConfig(clip_s=clip_s, hop_s=hop_s)
+    cfg = BuildConfig(clip_s=clip_s, hop_s=hop_s, mode="fixed")
     y, times, clips = _whole_file_clips(y48[: int(seconds * sr48)], sr48, cfg)
     got_s, got_clips, got_len = [], [], []
 
@@ -77,7 +77,7 @@ def test_streamed_fixed_clips_equal_whole_file(scape, seconds, clip_s, hop_s):
 def test_streamed_clips_at_given_sparse_starts_equal_cut(scape):
     """Known starts far apart (events): gaps longer than a block are skipped without losing the position."""
     y48, sr48 = scape
-    cfg = BuildConfig()
+    cfg = BuildConfig(mode="fixed")
     y = soxr.resample(y48, sr48, cfg.sample_rate, quality="HQ").astype(np.float32)
     starts = np.array([0.5, 0.5, 1.7, 40.25, 62.155, 70.0, 71.5])
     got = []
@@ -101,7 +101,7 @@ def _tiled_wav(path: Path, y: np.ndarray, sr: int, seconds: float, subtype: str 
 def test_worker_streams_the_same_clips_as_a_whole_file_decode(tmp_path, scape):
     y48, sr48 = scape
     src = _tiled_wav(tmp_path / "long.wav", y48, sr48, 190.0, subtype="FLOAT")
-    cfg = BuildConfig()
+    cfg = BuildConfig(mode="fixed")
     y_whole, _sr = sf.read(src, dtype="float32")
     y, times, clips = _whole_file_clips(y_whole, sr48, cfg)
     wf = tmp_path / "rec_x.npz"
@@ -130,7 +130,7 @@ def test_flac_cut_short_keeps_what_decodes(tmp_path, scape):
     y, info = audio.load(cut_file, sr=32000)
     assert 0.5 < info.duration_s < 72 and len(y) > 0
     assert re.fullmatch(r"truncated: decoded \d\.\d\d s of 7[12]\.\d\d s \(.*lost sync.*\)", info.note), info.note
-    res = process_recording(str(cut_file), str(tmp_path / "rec_c.npz"), BuildConfig().to_dict())
+    res = process_recording(str(cut_file), str(tmp_path / "rec_c.npz"), BuildConfig(mode="fixed").to_dict())
     assert res["status"] == "ok" and res["n_clips"] >= 1 and res["info"]["note"].startswith("truncated")
 
 
@@ -162,7 +162,7 @@ import json, resource, sys, time
 from preprocess.config import BuildConfig
 from preprocess.worker import process_recording
 t = time.perf_counter()
-res = process_recording(sys.argv[1], sys.argv[2], BuildConfig().to_dict())
+res = process_recording(sys.argv[1], sys.argv[2], BuildConfig(mode="fixed").to_dict())
 print(json.dumps({"status": res["status"], "n_clips": res["n_clips"], "reason": res["reason"],
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "s": time.perf_counter() - t}))
 """
