@@ -37,7 +37,6 @@ B 30 (pooling alone never reaches 95 % on all; clips one by one: 245). SYNTHETIC
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -55,6 +54,7 @@ from preprocess.collection import Collection  # noqa: E402
 from preprocess.errors import NotFoundError  # noqa: E402
 from preprocess.labels import LabelStore  # noqa: E402
 from preprocess.learn import LearnParams, load_model, load_scores, review_queue, train  # noqa: E402
+from preprocess.testing import CollectionWriter  # noqa: E402
 
 COPY = ("manifest.json", "clips.parquet", "recordings.parquet", "features", "reductions")
 
@@ -228,22 +228,20 @@ def synthetic(src: Path, out: Path, truth: np.ndarray, clusters: np.ndarray, coo
     """SYNTHETIC: a collection of ``k`` noisy copies of every clip of ``src`` (BirdNET rows + ``noise`` x the
     per-dimension std of Gaussian noise; the copy keeps its source's recording, truth and cluster, and its
     8-d coordinates + the same relative noise). Returns (truth, clusters, coords) of the new clips."""
-    out.mkdir(parents=True)
-    shutil.copy2(src / "recordings.parquet", out / "recordings.parquet")
-    clips = pd.read_parquet(src / "clips.parquet")
+    orig = Collection.open(src)
+    clips = orig.clips()
     rep = np.repeat(np.arange(len(clips)), k)
-    manifest = json.loads((src / "manifest.json").read_text())
-    manifest.setdefault("counts", {})["clips"] = len(rep)
-    (out / "manifest.json").write_text(json.dumps(manifest))
     big = clips.iloc[rep].reset_index(drop=True)
     big["clip_id"] = np.arange(len(big))
-    big.to_parquet(out / "clips.parquet")
     rng = np.random.default_rng(seed)
-    x = np.load(src / "features" / "birdnet" / "features.npy")
+    x = orig.features("birdnet")
     xb = x[rep] + noise * x.std(0) * rng.normal(size=(len(rep), x.shape[1])).astype(np.float32)
-    (out / "features" / "birdnet").mkdir(parents=True)
-    np.save(out / "features" / "birdnet" / "features.npy", xb.astype(np.float32))
-    shutil.copy2(src / "features" / "birdnet" / "meta.json", out / "features" / "birdnet" / "meta.json")
+    w = CollectionWriter(out)  # written through the store, like every test collection
+    w.recordings(orig.recordings())
+    w.clips(big)
+    meta = {k: v for k, v in orig.features_meta("birdnet").items() if k not in ("n_clips",)}
+    w.features("birdnet", xb.astype(np.float32), **meta)
+    w.manifest(config=orig.manifest().get("config"))
     cb = coords[rep] + noise * coords.std(0) * rng.normal(size=(len(rep), coords.shape[1])).astype(np.float32)
     return truth[rep], clusters[rep], cb.astype(np.float32)
 

@@ -35,6 +35,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import preprocess
+    from preprocess.collection import Collection
     from preprocess.features import run_extractor
     from preprocess.ingest import ingest
     from preprocess.pipeline import build
@@ -50,8 +51,8 @@ def main() -> None:
             shutil.copytree(DEMO / name, src / name)
         t0 = time.perf_counter()
         build([src], root / "base", jobs=1)
-        run_extractor(root / "base", args.features)
-        reduce_collection(root / "base", features=[args.features], dims=[2, 8])
+        run_extractor(Collection.open(root / "base"), args.features)
+        reduce_collection(Collection.open(root / "base"), features=[args.features], dims=[2, 8])
         t_base = time.perf_counter() - t0
         store = UploadStore(root)
         batch = store.stage(_stage(store, others))

@@ -32,6 +32,11 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from preprocess.collection import Collection  # noqa: E402
+from preprocess.testing import CollectionWriter  # noqa: E402
+
 TOKEN = "bench-token-0123456789abcdef"
 
 
@@ -47,21 +52,15 @@ def build_demo(out: Path) -> Path:
     labels = REPO / "demo" / "recordings" / "labels.csv"
     cmd += ["--labels", str(labels)] if labels.exists() else []
     subprocess.run([*cmd, "--no-features"], cwd=REPO, check=True, capture_output=True, timeout=900)
-    spec = np.load(out / "spectrograms.npy").astype(np.float32)
+    spec = np.asarray(Collection.open(out).spectrograms(), dtype=np.float32)
     X = spec.reshape(len(spec), -1)
     X -= X.mean(axis=0)
     u, s, _ = np.linalg.svd(X, full_matrices=False)
     Z = np.ascontiguousarray((u[:, :8] * s[:8]).astype(np.float32))
     key = "spectro_pca"
-    fdir, rdir = out / "features" / key, out / "reductions" / key
-    fdir.mkdir(parents=True)
-    rdir.mkdir(parents=True)
-    np.save(fdir / "features.npy", Z)
-    (fdir / "meta.json").write_text(json.dumps({"extractor": "pca", "dim": 8, "params": {}, "n_clips": len(Z)}))
-    np.save(rdir / "map_2d.npy", np.ascontiguousarray(Z[:, :2]))
-    for d in (2, 8):
-        np.save(rdir / f"dims_{d}.npy", np.ascontiguousarray(Z[:, :d]))
-    (rdir / "meta.json").write_text(json.dumps({"features": [key], "dims": [2, 8], "params": {}, "time_s": 0.0}))
+    w = CollectionWriter(out)  # adds a feature set and a reduction to the built collection, through the store
+    w.features(key, Z, extractor="pca", dim=8, params={}, n_clips=len(Z))
+    w.reduction(key, coords={d: Z[:, :d] for d in (2, 8)}, display=Z[:, :2])
     return out
 
 

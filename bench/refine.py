@@ -46,15 +46,16 @@ def split_dirs(dev: Path) -> dict[str, list[Path]]:
 
 
 def build_half(dirs: list[Path], out: Path, mode: str) -> Path:
+    from preprocess.collection import Collection
     from preprocess.config import BuildConfig
     from preprocess.features import run_extractor
     from preprocess.pipeline import build
     from preprocess.reduce import reduce_collection
 
-    if not (out / "features" / "birdnet" / "meta.json").is_file():
+    if not Collection(out).features_meta_path("birdnet").is_file():
         build(dirs, out, config=BuildConfig(mode=mode), labels_csv=DEV / "labels.csv", jobs=1)
-        run_extractor(out, "birdnet", device="cpu")
-    reduce_collection(out, features=["birdnet"])  # the current defaults (a no-op when up to date)
+        run_extractor(Collection.open(out), "birdnet", device="cpu")
+    reduce_collection(Collection.open(out), features=["birdnet"])  # the current defaults (a no-op when up to date)
     return out
 
 

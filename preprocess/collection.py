@@ -548,11 +548,6 @@ def ingest_journal_path(collections_root: Path | str, name: str) -> Path:
     return ingest_journals_dir(collections_root) / JOURNAL_PATTERN.format(name)
 
 
-def as_collection(collection: Collection | Path | str) -> Collection:
-    """Compatibility for callers that still pass a path: open it (a :class:`Collection` passes through)."""
-    return collection if isinstance(collection, Collection) else Collection.open(collection)
-
-
 def work_audio_path(work_file: Path | str) -> Path:
     """The clip audio (int16, concatenated) saved beside a recording's work file."""
     return Path(work_file).with_suffix(WORK_AUDIO_SUFFIX)

@@ -236,7 +236,7 @@ def _place_batch(
 def _outcomes(root: Path, placed: list[tuple[StagedFile, str]], res: Any, n: int) -> list[FileOutcome]:
     """Each placed file's outcome, its recording and clips found by its path (never by position)."""
     skipped = dict(res.skipped)
-    coll = Collection.open(root) if (root / "manifest.json").is_file() else None
+    coll = Collection.open(root) if Collection(root).exists() else None
     recs = coll.recordings() if coll is not None else None
     clips = coll.clips() if coll is not None else None
     out = []
@@ -539,7 +539,7 @@ def reconcile(collections_root: Path | str, name: str) -> list[str]:
             src.unlink()
             removed += 1
     _drop_journal(root_all, name)
-    if root.is_dir() and not (root / "manifest.json").is_file():
+    if root.is_dir() and not Collection(root).exists():
         shutil.rmtree(root, ignore_errors=True)  # a new collection that never got its manifest
     notes = []
     if adopted or returned or removed:

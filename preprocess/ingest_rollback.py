@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 
 from .collection import BUILD_UNTOUCHED, Collection, write_table_atomic
-from .schema import SKIPPED_COLUMNS, SPECTROGRAMS
+from .schema import MANIFEST, SKIPPED_COLUMNS, SPECTROGRAMS
 
 #: Files an append grows in place (so a hard link does not keep their old content): their size and head are kept.
 GROWN_IN_PLACE = (SPECTROGRAMS,)
@@ -73,9 +73,9 @@ def restore_snapshot(root: Path | str, snapshot: Path | str) -> None:
         if rel not in kept:
             (root / rel).unlink(missing_ok=True)
     # the manifest last: until it is back, a reader sees the newer collection whole
-    for rel in sorted(kept, key=lambda r: r.name == "manifest.json"):
+    for rel in sorted(kept, key=lambda r: r.name == MANIFEST):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        if rel.name == "manifest.json":
+        if rel.name == MANIFEST:
             _cut_back(root, grown)
         os.replace(snapshot / rel, root / rel)
     _cut_back(root, grown)

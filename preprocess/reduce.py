@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .collection import Collection, as_collection, atomic_path, check_name, save_npy_atomic, write_json_atomic
+from .collection import Collection, atomic_path, check_name, save_npy_atomic, write_json_atomic
 from .errors import CollectionError, ParameterError
 from .progress import CancelCheck, Progress, check_cancel, no_progress
 from .reduce_sample import SAMPLE_ABOVE, SampledUMAP, fit_sampled
@@ -143,7 +143,7 @@ def auto_n_neighbors(n_clips: int) -> int:
 
 
 def reduce_collection(
-    collection: Collection | str | Path,
+    collection: Collection,
     *,
     features: list[str] | str,
     dims: tuple[int, ...] | list[int] = DEFAULT_DIMS,
@@ -170,7 +170,6 @@ def reduce_collection(
     normalize : ``"l2"``: each clip's feature vector is scaled to unit length before standardising (cosine
         direction only); ``None`` (default, see :data:`DEFAULT_NORMALIZE`): rows as stored.
     """
-    collection = as_collection(collection)
     progress = progress or no_progress
     features, dims = _validate(features, dims, n_neighbors, min_dist, metric, normalize)
     _validate(features, dims, n_neighbors, display_min_dist, metric)
@@ -365,14 +364,13 @@ def load_model(collection: Collection, key: str) -> dict[str, Any]:
 
 
 def transform_new(
-    collection: Collection | str | Path, key: str, X_new: dict[str, np.ndarray] | np.ndarray
+    collection: Collection, key: str, X_new: dict[str, np.ndarray] | np.ndarray
 ) -> tuple[dict[int, np.ndarray], np.ndarray]:
     """Place new clips with the fitted reduction ``key`` without moving old ones.
 
     ``X_new`` is ``{feature name: float32 [m, D_name]}`` or, for a single feature set, its array.
     Returns ``({D: float32 [m, D]}, display map float32 [m, 2])``.
     """
-    collection = as_collection(collection)
     model = load_model(collection, key)
     if not isinstance(X_new, dict):
         if len(model["features"]) != 1:

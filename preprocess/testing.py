@@ -238,3 +238,19 @@ def feature_collection(root: Path | str, features: dict[str, np.ndarray], *, n_c
         w.features(name, X)
     n = n_clips if n_clips is not None else len(next(iter(features.values()))) if features else 0
     return w.manifest(config={}, counts={"clips": n})
+
+
+def write_legacy_clip_table(collection: Collection, frame: Any) -> None:
+    """Replace the clip parts by the single ``clips.parquet`` of collections built before clip parts (the store
+    still reads it and moves it into part 0 at the next build): for tests of that migration."""
+    import shutil
+
+    from .schema import CLIPS, CLIPS_DIR
+
+    shutil.rmtree(collection.root / CLIPS_DIR, ignore_errors=True)
+    write_table_atomic(collection.root / CLIPS, frame)
+
+
+def write_stray_clip_part(collection: Collection, frame: Any) -> None:
+    """A clip part the manifest never counted, as a build killed after writing it leaves (readers must skip it)."""
+    write_table_atomic(collection.clip_part_path(int(frame["clip_id"].iloc[0])), frame)

@@ -99,6 +99,7 @@ def copy_collection(tmp_path: Path) -> Callable[[Path], Path]:
 def demo_refinable_path(tmp_path_factory: pytest.TempPathFactory, demo_collection_path: Path) -> Path:
     """A collections folder holding ``demo`` (the demo recordings) with BirdNET features and the default reduction,
     what refine needs; built once per session (read-only for tests; copy it to change it). Skips without BirdNET."""
+    from preprocess.collection import Collection
     from preprocess.errors import MissingDependencyError
     from preprocess.features import run_extractor
     from preprocess.reduce import reduce_collection
@@ -106,8 +107,8 @@ def demo_refinable_path(tmp_path_factory: pytest.TempPathFactory, demo_collectio
     root = tmp_path_factory.mktemp("refinable")
     shutil.copytree(demo_collection_path, root / "demo")
     try:
-        run_extractor(root / "demo", "birdnet", device="cpu")
+        run_extractor(Collection.open(root / "demo"), "birdnet", device="cpu")
     except MissingDependencyError as e:
         pytest.skip(str(e))
-    reduce_collection(root / "demo", features=["birdnet"])
+    reduce_collection(Collection.open(root / "demo"), features=["birdnet"])
     return root

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from preprocess.collection import Collection
 from preprocess.errors import AudioError, CollectionError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,8 +36,8 @@ def base(tmp_path_factory):
     src = tmp_path_factory.mktemp("ingest_src")
     shutil.copytree(JUNCO, src / JUNCO.name)
     build([src], root / "birds", jobs=1)
-    run_extractor(root / "birds", "acoustic")
-    reduce_collection(root / "birds", features=["acoustic"], dims=[2, 8])
+    run_extractor(Collection.open(root / "birds"), "acoustic")
+    reduce_collection(Collection.open(root / "birds"), features=["acoustic"], dims=[2, 8])
     return root
 
 

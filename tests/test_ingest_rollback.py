@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from preprocess.collection import Collection
 from preprocess.errors import Cancelled
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,8 +34,8 @@ def base(tmp_path_factory):
     src = tmp_path_factory.mktemp("rollback_src")
     shutil.copytree(JUNCO, src / JUNCO.name)
     build([src], root / "birds", jobs=1)
-    run_extractor(root / "birds", "acoustic")
-    reduce_collection(root / "birds", features=["acoustic"], dims=[2, 8])
+    run_extractor(Collection.open(root / "birds"), "acoustic")
+    reduce_collection(Collection.open(root / "birds"), features=["acoustic"], dims=[2, 8])
     return root
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..collection import Collection, as_collection, save_npy_atomic, write_json_atomic
+from ..collection import Collection, save_npy_atomic, write_json_atomic
 from ..errors import CollectionError, ParameterError
 from ..progress import CancelCheck, Progress, check_cancel, no_progress
 from .base import FeatureExtractor
@@ -78,7 +78,7 @@ def resolve_device(device: str) -> str:
 
 
 def run_extractor(
-    collection: Collection | str | Path,
+    collection: Collection,
     name: str,
     *,
     device: str = "auto",
@@ -94,7 +94,6 @@ def run_extractor(
     interrupted run resumes from its last finished chunk. ``params`` are extractor options
     (e.g. saec ``max_steps``); changing them recomputes every row.
     """
-    collection = as_collection(collection)
     progress = progress or no_progress
     if name not in EXTRACTORS:
         raise ParameterError(f"unknown extractor {name!r}; allowed: {', '.join(EXTRACTORS)}")

@@ -31,6 +31,7 @@ def atlas_server(tmp_path_factory, server_runner):
         pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM}")
     if not DEMO.is_dir():
         pytest.skip("demo recordings are missing")
+    from preprocess.collection import Collection
     from preprocess.features import run_extractor
     from preprocess.pipeline import build
     from preprocess.reduce import reduce_collection
@@ -52,8 +53,8 @@ def atlas_server(tmp_path_factory, server_runner):
         w.writerows(rows)
     root = base / "collections"
     build([src], root / "atlas", labels_csv=labels, jobs=1)
-    run_extractor(root / "atlas", "birdnet")
-    reduce_collection(root / "atlas", features=["birdnet"], dims=[2, 8])
+    run_extractor(Collection.open(root / "atlas"), "birdnet")
+    reduce_collection(Collection.open(root / "atlas"), features=["birdnet"], dims=[2, 8])
     with server_runner(root, "--no-warmup") as url:
         yield url, root
 

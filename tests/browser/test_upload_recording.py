@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def birds_server(tmp_path_factory, server_runner):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM}")
+    from preprocess.collection import Collection
     from preprocess.config import BuildConfig
     from preprocess.features import run_extractor
     from preprocess.pipeline import build
@@ -36,8 +37,8 @@ def birds_server(tmp_path_factory, server_runner):
     shutil.copytree(DEMO / "soundscape", src / "soundscape")
     root = base / "collections"
     build([src], root / "birds", config=BuildConfig(mode="fixed"), jobs=1)  # 3-s windows (the default is events)
-    run_extractor(root / "birds", "birdnet")
-    reduce_collection(root / "birds", features=["birdnet"], dims=[2, 8])
+    run_extractor(Collection.open(root / "birds"), "birdnet")
+    reduce_collection(Collection.open(root / "birds"), features=["birdnet"], dims=[2, 8])
     with server_runner(root, "--no-warmup") as url:
         yield url, root
 

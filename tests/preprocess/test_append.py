@@ -13,6 +13,7 @@ import pytest
 from preprocess.collection import Collection
 from preprocess.npy_append import NpyWriter, append_rows
 from preprocess.pipeline import build
+from preprocess.testing import write_legacy_clip_table, write_stray_clip_part
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "demo" / "recordings"
@@ -72,8 +73,7 @@ def test_single_file_clip_table_is_read_and_migrated(tmp_path, inputs):
     build(src, out, jobs=1)
     coll = Collection.open(out)
     before = coll.clips()
-    shutil.rmtree(coll.root / "clips")  # the layout of collections built before clip parts
-    before.to_parquet(coll.root / "clips.parquet", index=False)
+    write_legacy_clip_table(coll, before)  # the layout of collections built before clip parts
     assert coll.clips_path == coll.root / "clips.parquet" and coll.clip_parts() == []
     pd.testing.assert_frame_equal(coll.clips(), before)
     assert coll.clip_rows() == len(before)
@@ -92,7 +92,7 @@ def test_rows_of_a_killed_build_are_ignored_then_replaced(tmp_path, inputs):
     coll = Collection.open(out)
     n0 = coll.n_clips()
     stray = coll.clips().iloc[:5].assign(clip_id=np.arange(n0, n0 + 5))
-    stray.to_parquet(coll.clip_part_path(n0), index=False)  # written, but the manifest never said so
+    write_stray_clip_part(coll, stray)  # written, but the manifest never said so
     assert len(coll.clips()) == n0
     _copy(src, later)
     build(src, out, jobs=1)

@@ -92,7 +92,7 @@ def test_cuda_without_gpu_is_a_clear_error(demo_copy):
     if features_mod.resolve_device("auto") == "cuda":
         pytest.skip("a GPU is present")
     with pytest.raises(ParameterError, match="no CUDA GPU"):
-        run_extractor(demo_copy, "saec", device="cuda")
+        run_extractor(Collection.open(demo_copy), "saec", device="cuda")
     assert not (demo_copy / "features").exists()
 
 

@@ -53,7 +53,7 @@ def test_features_on_real_clips_deterministic_and_distinct(demo_collection_path,
     weights = _write_weights(tmp_path / "resnet18-random.pth", "resnet18")
     root = copy_collection(demo_collection_path)
     params = {"weights_path": str(weights), "image_height_px": 64}
-    out = run_extractor(root, "idnn", device="cpu", params=params)
+    out = run_extractor(Collection.open(root), "idnn", device="cpu", params=params)
     coll = Collection.open(root)
     X = np.load(out / "features.npy")
     assert X.shape == (coll.n_clips(), 256 * 4 * 2) and X.dtype == np.float32 and np.isfinite(X).all()
@@ -92,9 +92,9 @@ def test_missing_weights_name_where_they_come_from(demo_collection_path, copy_co
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     root = copy_collection(demo_collection_path)
     with pytest.raises(MissingDependencyError, match="resnet18-f37072fd.pth"):
-        run_extractor(root, "idnn", device="cpu")
+        run_extractor(Collection.open(root), "idnn", device="cpu")
     with pytest.raises(MissingDependencyError, match="does not exist"):
-        run_extractor(root, "idnn", device="cpu", params={"weights_path": str(tmp_path / "nope.pth")})
+        run_extractor(Collection.open(root), "idnn", device="cpu", params={"weights_path": str(tmp_path / "nope.pth")})
     assert not (root / "features" / "idnn" / "features.npy").exists()
     from preprocess.cli import main
 

@@ -25,7 +25,7 @@ def dev_birdnet(dev_collection_path, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("learn") / "dev"
     shutil.copytree(dev_collection_path, root)
-    run_extractor(root, "birdnet")
+    run_extractor(Collection.open(root), "birdnet")
     return root
 
 

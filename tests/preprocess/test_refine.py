@@ -70,7 +70,7 @@ def refined(demo_collection_path, tmp_path_factory):
     root = tmp_path_factory.mktemp("refine") / "demo"
     shutil.copytree(demo_collection_path, root)
     try:
-        run_extractor(root, "birdnet", device="cpu")
+        run_extractor(Collection.open(root), "birdnet", device="cpu")
     except MissingDependencyError as e:
         pytest.skip(str(e))
     coll = Collection.open(root)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from preprocess.collection import Collection
 from preprocess.uploads import UploadError, UploadLimits, UploadStore, extract_zip, safe_file_name, safe_relative_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -403,8 +404,8 @@ def real_root(tmp_path_factory):
     for folder in (JUNCO, SPARROW):
         shutil.copytree(folder, src / folder.name)
     build([src], root / "birds", jobs=1)
-    run_extractor(root / "birds", "birdnet")
-    reduce_collection(root / "birds", features=["birdnet"], dims=[2, 8])
+    run_extractor(Collection.open(root / "birds"), "birdnet")
+    reduce_collection(Collection.open(root / "birds"), features=["birdnet"], dims=[2, 8])
     return root
 
 
