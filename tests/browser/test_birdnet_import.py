@@ -122,7 +122,9 @@ def test_moving_the_min_confidence_turns_a_low_score_species_into_uncertain(page
     assert not page.errors
 
 
-@pytest.mark.xfail(strict=False, reason="flaky: in 1 of 3 CI runs the filter click left focus unset; under investigation")
+@pytest.mark.xfail(
+    strict=False, reason="flaky: in 1 of 3 CI runs the filter click left focus unset; under investigation"
+)
 def test_the_disagree_filter_shows_the_clips_birdnet_names_otherwise(page):
     page.locator("#disagree-filter").click()
     wait(page, "window.__sonomap.state.focus && window.__sonomap.state.focus.kind === 'disagree'")
