@@ -134,9 +134,7 @@ def to_json_bytes(table: Any) -> bytes:
 
 def to_binary(table: Any) -> bytes:
     """The compact binary form described in the module docstring."""
-    buffers: list[bytes] = []
-    header_cols = []
-    offset = 0
+    encoded: list[tuple[dict[str, Any], bytes]] = []
     for col in CLIP_TABLE_COLUMNS:
         s = table[col]
         entry: dict[str, Any] = {"name": col}
@@ -154,13 +152,19 @@ def to_binary(table: Any) -> bytes:
             buf = codes.tobytes()
             entry["dtype"] = "dict"
             entry["values"] = uniq
+        encoded.append((entry, buf))
+    return _frame(len(table), encoded)
+
+
+def _frame(n: int, encoded: list[tuple[dict[str, Any], bytes]]) -> bytes:
+    """``SMC1`` + header length + JSON header + the column buffers, each padded to 8 bytes (module docstring)."""
+    buffers, header_cols, offset = [], [], 0
+    for entry, buf in encoded:
         pad = (-len(buf)) % 8
-        entry["offset"] = offset
-        entry["length"] = len(buf)
+        header_cols.append({**entry, "offset": offset, "length": len(buf)})
         buffers.append(buf + b"\0" * pad)
         offset += len(buf) + pad
-        header_cols.append(entry)
-    header = json.dumps({"n": len(table), "columns": header_cols}, separators=(",", ":")).encode()
+    header = json.dumps({"n": n, "columns": header_cols}, separators=(",", ":")).encode()
     header += b" " * ((-(8 + len(header))) % 8)
     return b"SMC1" + struct.pack("<I", len(header)) + header + b"".join(buffers)
 
@@ -252,9 +256,7 @@ def build_binary(collection: Collection) -> bytes:
     names, scores = clip_top_species(collection, n)
     cols["top_species"] = _dict_codes(np.asarray(names, dtype=object))
     cols["top_score"] = scores
-    buffers: list[bytes] = []
-    header_cols = []
-    offset = 0
+    encoded: list[tuple[dict[str, Any], bytes]] = []
     for col in CLIP_TABLE_COLUMNS:
         entry: dict[str, Any] = {"name": col}
         if col in _INT32:
@@ -268,15 +270,8 @@ def build_binary(collection: Collection) -> bytes:
             buf = np.asarray(codes).astype("<i4").tobytes()
             entry["dtype"] = "dict"
             entry["values"] = values
-        pad = (-len(buf)) % 8
-        entry["offset"] = offset
-        entry["length"] = len(buf)
-        buffers.append(buf + b"\0" * pad)
-        offset += len(buf) + pad
-        header_cols.append(entry)
-    header = json.dumps({"n": n, "columns": header_cols}, separators=(",", ":")).encode()
-    header += b" " * ((-(8 + len(header))) % 8)
-    return b"SMC1" + struct.pack("<I", len(header)) + header + b"".join(buffers)
+        encoded.append((entry, buf))
+    return _frame(n, encoded)
 
 
 def _dict_codes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
