@@ -118,12 +118,18 @@ export function focusSpeciesText(f) {
 
 const fetchDisagree = latestOnly((c, minConf) => api.disagree(c, minConf));
 
-/** Fetch the clips where BirdNET confidently names another species than the label; state.disagree = {ids, …}. */
+/** Returned by refreshDisagree when a newer request superseded it (its answer sets state.disagree instead). */
+const STALE = Symbol('stale');
+
+/**
+ * Fetch the clips where BirdNET confidently names another species than the label; state.disagree = {ids, …}.
+ * Resolves to that object, null on an error (toasted), or STALE when a newer request superseded this one.
+ */
 export async function refreshDisagree() {
   const minConfidence = state.minConfidence;
   try {
     const res = await fetchDisagree(state.collection, minConfidence);
-    if (res.stale) return null; // a newer minimum confidence was asked for meanwhile
+    if (res.stale) return STALE; // a newer request was made meanwhile (another minimum, or the same one again)
     const r = res.value;
     const d = { minConfidence, ids: Int32Array.from(r.clip_ids || []), nLabelled: r.n_labelled ?? 0, birdnet: !!r.birdnet };
     set({ disagree: d });
@@ -142,8 +148,11 @@ export async function focusDisagree(on = true) {
     if (state.focus && state.focus.kind === 'disagree') clearFocus();
     return;
   }
-  const d = await refreshDisagree();
-  if (!d) return;
+  // A refresh started meanwhile (the minimum confidence's debounced refresh, the card's first load) supersedes
+  // this request; the user's click still means "show them", so ask again behind it rather than dropping it.
+  let d = STALE;
+  for (let tries = 0; d === STALE && tries < 5; tries++) d = await refreshDisagree();
+  if (!d || d === STALE) return;
   if (!d.ids.length) {
     if (state.focus && state.focus.kind === 'disagree') clearFocus();
     set({ focus: { kind: 'disagree', label: focusLabel(d), ids: new Int32Array(0) }, galleryOrder: new Int32Array(0) });
