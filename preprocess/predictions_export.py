@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import PurePosixPath
 from typing import Any
@@ -23,7 +22,7 @@ from .collection import Collection
 from .errors import ParameterError
 from .labels import LabelStore
 from .learn import load_model, load_scores, predict
-from .learn.store import model_meta
+from .learn.store import model_meta, model_npz
 
 RAVEN_DETECTION_COLUMNS = (
     "Selection",
@@ -117,14 +116,4 @@ def _table_path(rec_path: str, rec: int) -> str:
 def model_file(collection: Collection) -> bytes:
     """The saved model as ``.npz`` bytes: mean, scale, weights [D, C], bias, thresholds, and ``meta`` (JSON)."""
     model = load_model(collection)
-    buf = io.BytesIO()
-    np.savez(
-        buf,
-        mean=model.mean,
-        scale=model.scale,
-        weights=model.weights,
-        bias=model.bias,
-        thresholds=model.thresholds,
-        meta=np.array(json.dumps(model_meta(model))),
-    )
-    return buf.getvalue()
+    return model_npz(model, meta=np.array(json.dumps(model_meta(model))))

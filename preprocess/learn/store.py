@@ -96,22 +96,21 @@ def _class_metrics(model: Model) -> dict[str, Any]:
 def save_model(collection: Collection, model: Model, scores: np.ndarray, *, history: list | None = None) -> None:
     """Write learn/model.npz, learn/scores.npy, then learn/model.json (atomic each)."""
     collection.learn_dir.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    np.savez(
-        buf,
-        mean=model.mean,
-        scale=model.scale,
-        weights=model.weights,
-        bias=model.bias,
-        thresholds=model.thresholds,
-        cv_clip_ids=model.cv_clip_ids if model.cv_clip_ids is not None else np.zeros(0, np.int64),
-        cv_scores=model.cv_scores if model.cv_scores is not None else np.zeros((0, len(model.class_ids)), np.float32),
-    )
-    write_bytes_atomic(collection.learn_model_path, buf.getvalue())
+    cv_ids = model.cv_clip_ids if model.cv_clip_ids is not None else np.zeros(0, np.int64)
+    cv_scores = model.cv_scores if model.cv_scores is not None else np.zeros((0, len(model.class_ids)), np.float32)
+    write_bytes_atomic(collection.learn_model_path, model_npz(model, cv_clip_ids=cv_ids, cv_scores=cv_scores))
     save_npy_atomic(collection.learn_scores_path, np.asarray(scores, np.float32))
     write_json_atomic(
         collection.learn_meta_path, {**model_meta(model), "n_scored": int(len(scores)), "history": history or []}
     )
+
+
+def model_npz(model: Model, **extra: np.ndarray) -> bytes:
+    """``.npz`` bytes of the model's arrays (mean, scale [D]; weights [D, C]; bias, thresholds [C]) plus ``extra``."""
+    buf = io.BytesIO()
+    arrays = {"mean": model.mean, "scale": model.scale, "weights": model.weights, "bias": model.bias}
+    np.savez(buf, **arrays, thresholds=model.thresholds, **extra)
+    return buf.getvalue()
 
 
 def model_meta(model: Model) -> dict[str, Any]:
