@@ -8,6 +8,8 @@
 - ``make_collection(inputs, name=None, **build_kwargs) -> Path``: build any small collection
   (``build_kwargs`` go to :func:`preprocess.pipeline.build`, e.g. ``config=BuildConfig(mode="events")``).
 - ``dev_data_path``: the dev data folder (skips when absent); ``demo_recordings_path``.
+- ``ingest_root``: a fresh collections folder holding ``birds`` (the demo juncos, acoustic features, a 2/8-d map),
+  copied per test from one session build; ``stage_uploads(store, files) -> [upload_id]`` stages files for ingest.
 """
 
 from __future__ import annotations
@@ -112,3 +114,47 @@ def demo_refinable_path(tmp_path_factory: pytest.TempPathFactory, demo_collectio
         pytest.skip(str(e))
     reduce_collection(Collection.open(root / "demo"), features=["birdnet"])
     return root
+
+
+@pytest.fixture(scope="session")
+def ingest_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A collections folder with ``birds``: the demo juncos built, acoustic features, a 2/8-d map (read-only)."""
+    from preprocess.collection import Collection
+    from preprocess.features import run_extractor
+    from preprocess.pipeline import build
+    from preprocess.reduce import reduce_collection
+
+    junco = DEMO_RECORDINGS / "Junco hyemalis_Dark-eyed Junco"
+    if not junco.is_dir():
+        pytest.skip("demo recordings are missing")
+    root = tmp_path_factory.mktemp("ingest_base") / "collections"
+    src = tmp_path_factory.mktemp("ingest_src")
+    shutil.copytree(junco, src / junco.name)
+    build([src], root / "birds", jobs=1)
+    run_extractor(Collection.open(root / "birds"), "acoustic")
+    reduce_collection(Collection.open(root / "birds"), features=["acoustic"], dims=[2, 8])
+    return root
+
+
+@pytest.fixture
+def ingest_root(ingest_base: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of :func:`ingest_base`."""
+    out = tmp_path / "collections"
+    shutil.copytree(ingest_base, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def stage_uploads() -> Callable[..., list[str]]:
+    """``stage_uploads(store, files) -> [upload_id]``: each file (a Path, or ``(name, bytes)``) as one whole upload."""
+
+    def stage(store, files) -> list[str]:
+        ids = []
+        for f in files:
+            name, data = (f.name, f.read_bytes()) if isinstance(f, Path) else f
+            up = store.create(name, len(data))
+            store.write_chunk(up.upload_id, 0, data, len(data))
+            ids.append(up.upload_id)
+        return ids
+
+    return stage
