@@ -363,10 +363,14 @@ class LabelStore:
 
     def sources(self, class_id: int) -> list[dict[str, Any]]:
         """How the members of a class got there: ``[{id, kind, who, created, n_clips, **source}]``."""
+        return self._provenance("memberships", class_id)
+
+    def _provenance(self, table: str, class_id: int) -> list[dict[str, Any]]:
+        """The sources of a class's rows in ``table`` (memberships or negatives), with their clip counts."""
         with self._read() as db:
             self._get_class(db, class_id)
             rows = db.execute(
-                "SELECT s.id, s.kind, s.source_json, s.who, s.created, count(*) FROM memberships m "
+                f"SELECT s.id, s.kind, s.source_json, s.who, s.created, count(*) FROM {table} m "
                 "JOIN sources s ON s.id = m.source_id WHERE m.class_id = ? GROUP BY s.id ORDER BY s.id",
                 (int(class_id),),
             ).fetchall()
@@ -604,17 +608,7 @@ class LabelStore:
 
     def negative_sources(self, class_id: int) -> list[dict[str, Any]]:
         """Provenance of a class's negatives: ``[{id, kind, who, created, n_clips, **source}]``."""
-        with self._read() as db:
-            self._get_class(db, class_id)
-            rows = db.execute(
-                "SELECT s.id, s.kind, s.source_json, s.who, s.created, count(*) FROM negatives m "
-                "JOIN sources s ON s.id = m.source_id WHERE m.class_id = ? GROUP BY s.id ORDER BY s.id",
-                (int(class_id),),
-            ).fetchall()
-        return [
-            {**json.loads(js), "id": sid, "kind": kind, "who": who, "created": created, "n_clips": n}
-            for sid, kind, js, who, created, n in rows
-        ]
+        return self._provenance("negatives", class_id)
 
     def accept_above(
         self, class_id: int, clip_ids: Iterable[int], *, threshold: float, model_round: int, who: str = ""
