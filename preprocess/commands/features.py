@@ -38,7 +38,7 @@ def register(sub: Any) -> None:
         help="compute birdnet features as Dask tasks: tcp://host:8786, a scheduler JSON file, 'local' "
         "(a LocalCluster of --jobs workers) or 'slurm'; other extractors run here",
     )
-    p.add_argument("--jobs", type=int, default=None, metavar="N", help="workers of --scheduler local/slurm (default: every core)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N", help="workers of --scheduler local or slurm")
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
