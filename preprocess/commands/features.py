@@ -61,10 +61,12 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from ..collection import Collection
-    from ..features import run_extractor
+    from ..features import get_extractor, run_extractor
     from .progressbar import TqdmProgress
 
     collection = Collection.open(args.collection)
+    if args.scheduler and not get_extractor(args.extractor).runs_on_workers:
+        print(f"note: {args.extractor} runs in this process; only birdnet runs on the Dask cluster")
     t0 = time.perf_counter()
     with TqdmProgress() as bar:
         out = run_extractor(
