@@ -10,6 +10,9 @@ Measured on real recordings (``--inputs``, default the demo's 35), core build on
 3. the same build through a LocalCluster of 1 and of 2 one-thread workers, warmed by one build first
    (speed-up of the per-recording stage against the 1-worker one).
 The projection for 1,000 hours of audio on W workers states its assumptions in the printed table.
+4. BirdNET features of the built collection (``--no-birdnet`` skips it), in ``--birdnet-chunk``-clip chunks:
+   here (``run_extractor``) and as Dask tasks on a one-worker LocalCluster, cold (the worker imports the
+   interpreter and loads the model) and warm (its cached model); clips per second and seconds per task.
 """
 
 from __future__ import annotations
@@ -83,10 +86,39 @@ def dask_overhead(n_tasks: int) -> tuple[float, float]:
     return dask_s, pool_s
 
 
+def birdnet_here_and_on_dask(coll_root: Path, *, chunk_clips: int) -> tuple[int, list[tuple[str, float, int]]]:
+    """``(clips, [(run, seconds, tasks)])``: BirdNET features here, then on a one-worker LocalCluster cold and warm."""
+    from distributed import LocalCluster
+
+    import preprocess.features as features
+    from preprocess.collection import Collection
+    from preprocess.features import run_extractor
+
+    coll = Collection.open(coll_root)
+    features.CHUNK_CLIPS = chunk_clips
+    n_tasks = -(-coll.n_clips() // chunk_clips)
+    out: list[tuple[str, float, int]] = []
+
+    def timed(name: str, **kw) -> None:
+        shutil.rmtree(coll.features_root, ignore_errors=True)
+        t0 = time.perf_counter()
+        run_extractor(coll, "birdnet", **kw)
+        out.append((name, time.perf_counter() - t0, n_tasks))
+
+    timed("here (warm-up)")
+    timed("here")
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        timed("Dask 1 worker, cold", scheduler=cluster.scheduler_address)
+        timed("Dask 1 worker, warm", scheduler=cluster.scheduler_address)
+    return coll.n_clips(), out[1:]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--inputs", type=Path, default=REPO / "demo" / "recordings")
     ap.add_argument("--tasks", type=int, default=200)
+    ap.add_argument("--no-birdnet", action="store_true", help="skip the BirdNET here-vs-Dask lines")
+    ap.add_argument("--birdnet-chunk", type=int, default=32, help="clips per BirdNET task (the runner's chunk)")
     args = ap.parse_args()
     cores = len(os.sched_getaffinity(0))
     print(f"load average {os.getloadavg()[0]:.1f} on {cores} cores (shared: expect noise); inputs {args.inputs}")
@@ -96,6 +128,7 @@ def main() -> None:
         one = timed_build(args.inputs, out, jobs=1)
         d1 = dask_build(args.inputs, out, workers=1)
         d2 = dask_build(args.inputs, out, workers=2)
+        n_clips, birdnet = (0, []) if args.no_birdnet else birdnet_here_and_on_dask(out, chunk_clips=args.birdnet_chunk)
     per_task, pool_task = dask_overhead(args.tasks)
     n_rec, audio = one["recordings"], one["audio_s"]
     print(f"\n{n_rec} recordings, {audio / 60:.1f} min of audio")
@@ -110,6 +143,12 @@ def main() -> None:
     print(
         f"\nper-task overhead: Dask {per_task * 1e3:.2f} ms, process pool {pool_task * 1e3:.2f} ms ({args.tasks} empty tasks)"
     )
+    if birdnet:
+        here_s = birdnet[0][1]
+        print(f"\nBirdNET features, {n_clips} clips in {birdnet[0][2]} tasks of {args.birdnet_chunk} clips")
+        print(f"{'run':<28} {'total s':>8} {'clips / s':>10} {'s / task':>9} {'vs here':>8}")
+        for name, sec, tasks in birdnet:
+            print(f"{name:<28} {sec:>8.2f} {n_clips / sec:>10.1f} {sec / tasks:>9.2f} {here_s / sec:>7.0%}")
 
     # projection --------------------------------------------------------------------------------
     rate = audio / one["stage_s"]  # audio seconds per second per worker (per-recording stage)

@@ -58,6 +58,7 @@ LAYERS: dict[str, str] = {
     "pipeline": "build",
     "features": "build",
     "features.": "build",
+    "features.on_cluster": "build",
     "reduce": "build",
     "reduce_sample": "analysis",
     "evaluate": "build",

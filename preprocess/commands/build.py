@@ -42,7 +42,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help="run per-recording work on a Dask cluster: tcp://host:8786, a scheduler JSON file, 'local' "
+        help="run per-recording work and BirdNET features on a Dask cluster: tcp://host:8786, a scheduler JSON file, 'local' "
         "(a LocalCluster of --jobs workers) or 'slurm' (dask-jobqueue's SLURMCluster, --jobs workers)",
     )
     p.add_argument("--no-features", action="store_true", help="stop after clips, spectrograms and sprites")
@@ -101,11 +101,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     if not args.no_features:
-        _features(result.collection, bar_factory=TqdmProgress)
+        _features(result.collection, bar_factory=TqdmProgress, scheduler=args.scheduler, jobs=args.jobs)
     return 0
 
 
-def _features(root: Any, *, bar_factory: Any) -> None:
+def _features(root: Any, *, bar_factory: Any, scheduler: str | None = None, jobs: int | None = None) -> None:
     """Run the default feature extractor and the reduction (both incremental: only new clips, else a no-op)."""
     from .. import features, reduce
     from ..collection import Collection
@@ -116,7 +116,7 @@ def _features(root: Any, *, bar_factory: Any) -> None:
     coll = Collection.open(root)
     try:
         with bar_factory() as bar:
-            features.run_extractor(coll, "birdnet", progress=bar)
+            features.run_extractor(coll, "birdnet", progress=bar, scheduler=scheduler, jobs=jobs)
     except MissingDependencyError as e:
         print(f"note: no features computed ({e}); the collection has clips and sprites")
         return

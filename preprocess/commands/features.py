@@ -32,6 +32,13 @@ def register(sub: Any) -> None:
         help="extractor option, repeatable (e.g. saec: max_steps=400; idnn: backbone=resnet50)",
     )
     p.add_argument("--weights", default=None, metavar="PATH", help="idnn: torchvision-format weights file (.pth)")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="compute birdnet features as Dask tasks: tcp://host:8786, a scheduler JSON file, 'local' "
+        "(a LocalCluster of --jobs workers) or 'slurm'; other extractors run here",
+    )
+    p.add_argument("--jobs", type=int, default=None, metavar="N", help="workers of --scheduler local or slurm")
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
@@ -54,10 +61,12 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from ..collection import Collection
-    from ..features import run_extractor
+    from ..features import get_extractor, run_extractor
     from .progressbar import TqdmProgress
 
     collection = Collection.open(args.collection)
+    if args.scheduler and not get_extractor(args.extractor).runs_on_workers:
+        print(f"note: {args.extractor} runs in this process; only birdnet runs on the Dask cluster")
     t0 = time.perf_counter()
     with TqdmProgress() as bar:
         out = run_extractor(
@@ -67,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             params={**parse_params(args.param), **({"weights_path": args.weights} if args.weights else {})},
             progress=bar,
+            scheduler=args.scheduler,
+            jobs=args.jobs,
         )
     meta = collection.features_meta(args.extractor)
     print(

@@ -86,13 +86,17 @@ def run_extractor(
     params: dict[str, Any] | None = None,
     progress: Progress | None = None,
     should_cancel: CancelCheck | None = None,
+    scheduler: Any = None,
+    jobs: int | None = None,
 ) -> Path:
     """Compute feature set ``name`` for every clip that lacks it; return ``features/NAME``.
 
     A no-op when the stored features cover every clip with the same parameters; when clips were
     appended only the new rows are computed (with the stored model: old rows never change); an
     interrupted run resumes from its last finished chunk. ``params`` are extractor options
-    (e.g. saec ``max_steps``); changing them recomputes every row.
+    (e.g. saec ``max_steps``); changing them recomputes every row. ``scheduler`` (a Dask address, scheduler
+    file, ``"local"`` with ``jobs`` workers, ``"slurm"``, or an open ``DaskPool``) computes the chunks as Dask
+    tasks when the extractor ``runs_on_workers`` (:mod:`.on_cluster`; same output), else here.
     """
     progress = progress or no_progress
     if name not in EXTRACTORS:
@@ -143,6 +147,17 @@ def run_extractor(
     done = start_row + sum(len(c["features"]) for c in chunks)
     total = n_clips - start_row
     progress(f"features:{name}", done - start_row, total, "resuming" if done > start_row else "")
+    if scheduler is not None and extractor.runs_on_workers and done < n_clips:
+        from .on_cluster import compute_on_cluster
+
+        base = done - start_row
+        chunks += compute_on_cluster(
+            collection, extractor, {"device": resolved, "batch_size": batch_size, **(params or {})},
+            scheduler=scheduler, jobs=jobs, start=done, stop=n_clips, chunk_clips=CHUNK_CLIPS,
+            save=lambda a, arrays: _save_chunk(collection.features_chunk_path(name, a), arrays),
+            progress=lambda rows: progress(f"features:{name}", base + rows, total, ""), should_cancel=should_cancel,
+        )  # fmt: skip
+        done = n_clips
     while done < n_clips:
         check_cancel(should_cancel)
         stop = min(done + CHUNK_CLIPS, n_clips)

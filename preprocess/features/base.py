@@ -25,6 +25,9 @@ class FeatureExtractor:
     name = "base"
     version = "1"
     supports_cuda = False
+    #: ``transform`` may run on Dask workers (:mod:`.on_cluster`): ``prepare(fit=False)`` there needs only the
+    #: collection's files, and rows do not depend on which chunk computes them.
+    runs_on_workers = False
 
     def __init__(self, *, device: str = "cpu", batch_size: int | None = None) -> None:
         self.device = device

@@ -94,6 +94,7 @@ class BirdNetExtractor(FeatureExtractor):
     name = "birdnet"
     version = "2"  # 2: local (location/season list) ranking in species.parquet
     supports_cuda = False
+    runs_on_workers = True
 
     def __init__(self, *, device: str = "cpu", batch_size: int | None = None, n_threads: int = 2) -> None:
         super().__init__(device=device, batch_size=batch_size)
@@ -128,16 +129,8 @@ class BirdNetExtractor(FeatureExtractor):
         progress: Progress,
         should_cancel: CancelCheck | None = None,
     ) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        path = embedding_model_path(collection.work_dir / "models")
-        self.interpreter_ = Interpreter(model_path=str(path), num_threads=self.n_threads)
-        self._batch_ = 1
-        self.interpreter_.allocate_tensors()
-        self._input_ = self.interpreter_.get_input_details()[0]["index"]
-        outputs = {d["name"]: d["index"] for d in self.interpreter_.get_output_details()}
-        self._emb_out_ = outputs.pop(EMBEDDING_TENSOR)
-        self._logit_out_ = next(iter(outputs.values()))
+        self.model_path_ = embedding_model_path(collection.work_dir / "models")
+        self.interpreter_: Any = None  # loaded on first use: a run on Dask workers never loads it here
         self.species_ = birdnet_species(birdnet_model_dir() / LABELS_FILE)
         from ..species import recording_species_lists
 
@@ -149,6 +142,8 @@ class BirdNetExtractor(FeatureExtractor):
 
     def _run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[n, 144000] -> (embeddings [n, 1024], logits [n, 6522]), in batches of ``batch_size``."""
+        if self.interpreter_ is None:
+            self._load_interpreter()
         batch = max(1, int(self.batch_size or 1))
         embs, logits = [], []
         for i in range(0, len(windows), batch):
@@ -162,6 +157,17 @@ class BirdNetExtractor(FeatureExtractor):
             embs.append(self.interpreter_.get_tensor(self._emb_out_).copy())
             logits.append(self.interpreter_.get_tensor(self._logit_out_).copy())
         return np.concatenate(embs), np.concatenate(logits)
+
+    def _load_interpreter(self) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter_ = Interpreter(model_path=str(self.model_path_), num_threads=self.n_threads)
+        self._batch_ = 1
+        self.interpreter_.allocate_tensors()
+        self._input_ = self.interpreter_.get_input_details()[0]["index"]
+        outputs = {d["name"]: d["index"] for d in self.interpreter_.get_output_details()}
+        self._emb_out_ = outputs.pop(EMBEDDING_TENSOR)
+        self._logit_out_ = next(iter(outputs.values()))
 
     def _decode_and_run(
         self, collection: Collection, clip_ids: np.ndarray, should_cancel: CancelCheck | None
