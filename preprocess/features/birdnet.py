@@ -143,7 +143,7 @@ class BirdNetExtractor(FeatureExtractor):
     def _run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[n, 144000] -> (embeddings [n, 1024], logits [n, 6522]), in batches of ``batch_size``."""
         if self.interpreter_ is None:
-            self._load_interpreter()
+            self.load_interpreter()
         batch = max(1, int(self.batch_size or 1))
         embs, logits = [], []
         for i in range(0, len(windows), batch):
@@ -158,7 +158,8 @@ class BirdNetExtractor(FeatureExtractor):
             logits.append(self.interpreter_.get_tensor(self._logit_out_).copy())
         return np.concatenate(embs), np.concatenate(logits)
 
-    def _load_interpreter(self) -> None:
+    def load_interpreter(self) -> None:
+        """Load the rewritten model into the interpreter (done on first use; call it to pay the load up front)."""
         from ai_edge_litert.interpreter import Interpreter
 
         self.interpreter_ = Interpreter(model_path=str(self.model_path_), num_threads=self.n_threads)
