@@ -24,6 +24,7 @@ placed with :func:`transform_new` and old coordinates never move (unless growth 
 from __future__ import annotations
 
 import pickle
+import tempfile
 import time
 import warnings
 from datetime import UTC, datetime
@@ -34,8 +35,16 @@ import numpy as np
 
 from .collection import Collection, atomic_path, check_name, save_npy_atomic, write_json_atomic
 from .errors import CollectionError, ParameterError
+from .pool import cpu_count
 from .progress import CancelCheck, Progress, check_cancel, no_progress
-from .reduce_sample import SAMPLE_ABOVE, SampledUMAP, fit_sampled
+from .reduce_sample import (
+    SAMPLE_ABOVE,
+    SampledUMAP,
+    active_client,
+    fit_maps_in_parallel,
+    fit_sampled,
+    sample_rows,
+)
 from .schema import MODEL_DIMS_KEY, MODEL_MAP_KEY
 
 DEFAULT_DIMS = (2, 4, 8, 16)
@@ -46,6 +55,10 @@ METRICS = ("euclidean", "cosine", "manhattan", "correlation")
 #: (NMI 0.835 -> 0.874) but lost on held-out half B (0.966 -> 0.944), and lost on A in events mode (bench/refine.py).
 NORMALIZE = ("l2", None)
 DEFAULT_NORMALIZE: str | None = None
+#: Rows per block of a large collection's standardise + PCA (one block of 1024-d float64 is 128 MB).
+BLOCK = 16_384
+#: Rows the PCA of a large collection (above ``SAMPLE_ABOVE`` clips) is fitted on.
+PCA_SAMPLE = 200_000
 #: Up to this many clips the kNN graph is exact (scikit-learn, no numba compile); above, pynndescent.
 EXACT_KNN_MAX_CLIPS = 20_000
 
@@ -155,6 +168,7 @@ def reduce_collection(
     random_state: int = 0,
     refit: bool = False,
     refit_growth: float = 0.5,
+    jobs: int | None = None,
     progress: Progress | None = None,
     should_cancel: CancelCheck | None = None,
 ) -> Path:
@@ -169,10 +183,13 @@ def reduce_collection(
         ``n_neighbors=None`` picks :func:`auto_n_neighbors` from the number of clips.
     normalize : ``"l2"``: each clip's feature vector is scaled to unit length before standardising (cosine
         direction only); ``None`` (default, see :data:`DEFAULT_NORMALIZE`): rows as stored.
+    jobs : worker processes for the maps of a sampled reduction (above ``SAMPLE_ABOVE`` clips); None: every
+        core. Smaller collections fit in this process (UMAP's own threads).
     """
     progress = progress or no_progress
     features, dims = _validate(features, dims, n_neighbors, min_dist, metric, normalize)
     _validate(features, dims, n_neighbors, display_min_dist, metric)
+    jobs_n = None if jobs is None else max(1, int(jobs))
     key = reduction_key(features)
     out_dir = collection.reduction_dir(key)
     n = collection.n_clips()
@@ -207,25 +224,25 @@ def reduce_collection(
     t0 = time.perf_counter()
     steps = 2 + len(dims)
     progress("reduce", 0, steps, "standardise + PCA")
-    X_by_name = _load_features(collection, features, slice(None))
     model: dict[str, Any] = {"features": features, "scalers": {}, "umaps": {}, "normalize": normalize}
-    X_by_name = {name: _normalized(X, normalize) for name, X in X_by_name.items()}
-    for name, X in X_by_name.items():
-        mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
-        scale = X.std(axis=0, dtype=np.float64).astype(np.float32)
-        scale[scale < 1e-8] = 1.0  # constant columns stay 0
-        model["scalers"][name] = (mean, scale)
-    from sklearn.decomposition import PCA
-
-    total_dim = sum(X.shape[1] for X in X_by_name.values())
-    n_components = int(min(MAX_PCA_COMPONENTS, total_dim, n - 1))
-    parts = [(X - model["scalers"][k][0]) / model["scalers"][k][1] / np.sqrt(X.shape[1]) for k, X in X_by_name.items()]
-    model["pca"] = PCA(n_components=n_components, svd_solver="covariance_eigh", random_state=random_state).fit(
-        np.concatenate(parts, axis=1)
-    )
-    del parts
-    Y = _prepare(model, X_by_name)
-    del X_by_name
+    if n > SAMPLE_ABOVE:  # a million clips: never the whole feature matrix (and its float64 copies) in memory
+        Y = _fit_linear_blocked(collection, model, random_state, should_cancel)
+    else:
+        X_by_name = _load_features(collection, features, slice(None))
+        X_by_name = {name: _normalized(X, normalize) for name, X in X_by_name.items()}
+        for name, X in X_by_name.items():
+            mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
+            scale = X.std(axis=0, dtype=np.float64).astype(np.float32)
+            scale[scale < 1e-8] = 1.0  # constant columns stay 0
+            model["scalers"][name] = (mean, scale)
+        parts = [
+            (X - model["scalers"][k][0]) / model["scalers"][k][1] / np.sqrt(X.shape[1]) for k, X in X_by_name.items()
+        ]
+        model["pca"] = _pca(np.concatenate(parts, axis=1), random_state)
+        del parts
+        Y = _prepare(model, X_by_name)
+        del X_by_name
+    n_components = int(model["pca"].n_components_)
     check_cancel(should_cancel)
 
     coords: dict[str, np.ndarray] = {}
@@ -237,6 +254,18 @@ def reduce_collection(
     ]
     rest_knn = None  # sampled maps (a million clips): the other rows' neighbours in the sample, found once
     for i, (name, d, md) in enumerate(jobs):
+        if i == 1 and _parallel_maps(model["umaps"][jobs[0][0]], knn, jobs_n):
+            with tempfile.TemporaryDirectory(dir=_scratch_parent(collection), prefix="reduce-") as tmp:
+                fitted = fit_maps_in_parallel(
+                    Y, [(dd, mdd) for _, dd, mdd in jobs[1:]], fit=_fit_umap, knn=knn, rest_knn=rest_knn,
+                    scratch=Path(tmp), jobs=jobs_n or cpu_count(), should_cancel=should_cancel,
+                    progress=lambda done, total: progress("reduce", 2 + done, steps, f"UMAP: {done} of {total} maps"),
+                    n_neighbors=n_neighbors, metric=metric, rs=random_state,
+                )  # fmt: skip
+            for (other, _, _), umap_model in zip(jobs[1:], fitted, strict=True):
+                model["umaps"][other] = umap_model
+                coords[other] = np.asarray(umap_model.embedding_, dtype=np.float32)
+            break
         progress("reduce", i + 1, steps, f"UMAP {d}-d" + (" (display)" if name == MODEL_MAP_KEY else ""))
         umap_model = _fit_umap(
             Y, n_components=d, n_neighbors=n_neighbors, min_dist=md, metric=metric, knn=knn, rs=random_state,
@@ -276,6 +305,67 @@ def reduce_collection(
     write_json_atomic(collection.reduction_meta_path(key), meta)
     progress("reduce", steps, steps, "done")
     return out_dir
+
+
+def _pca(Z: np.ndarray, random_state: int) -> Any:
+    from sklearn.decomposition import PCA
+
+    n_components = int(min(MAX_PCA_COMPONENTS, Z.shape[1], len(Z) - 1))
+    return PCA(n_components=n_components, svd_solver="covariance_eigh", random_state=random_state).fit(Z)
+
+
+def _fit_linear_blocked(
+    collection: Collection, model: dict[str, Any], random_state: int, should_cancel: CancelCheck | None
+) -> np.ndarray:
+    """Scalers and PCA of a large collection in blocks of :data:`BLOCK` rows; returns Y float32 [n, components].
+
+    The means and standard deviations are exact (blocks merged as Chan et al.'s parallel variance); PCA is
+    fitted on :data:`PCA_SAMPLE` random rows, as UMAP is on a sample. Memory: one block in float64 and the
+    sample, never the whole feature matrix (4 GB at a million 1024-d rows, and 8 GB more in float64).
+    """
+    features, normalize = model["features"], model["normalize"]
+    n = collection.n_clips()
+
+    def block(rows: Any) -> dict[str, np.ndarray]:  # copied out of the memory map, which is then closed
+        return {k: _normalized(np.array(X), normalize) for k, X in _load_features(collection, features, rows).items()}
+
+    stats: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
+    for a in range(0, n, BLOCK):
+        for name, X in block(slice(a, min(n, a + BLOCK))).items():
+            X64 = X.astype(np.float64)
+            m, m2 = X64.mean(axis=0), ((X64 - X64.mean(axis=0)) ** 2).sum(axis=0)
+            if name in stats:
+                c0, mean0, m20 = stats[name]
+                c, delta = c0 + len(X64), m - mean0
+                stats[name] = (c, mean0 + delta * len(X64) / c, m20 + m2 + delta**2 * c0 * len(X64) / c)
+            else:
+                stats[name] = (len(X64), m, m2)
+        check_cancel(should_cancel)
+    for name, (c, mean, m2) in stats.items():
+        scale = np.sqrt(m2 / c).astype(np.float32)
+        scale[scale < 1e-8] = 1.0  # constant columns stay 0
+        model["scalers"][name] = (mean.astype(np.float32), scale)
+    sample = block(sample_rows(n, PCA_SAMPLE, random_state))
+    parts = [(X - model["scalers"][k][0]) / model["scalers"][k][1] / np.sqrt(X.shape[1]) for k, X in sample.items()]
+    model["pca"] = _pca(np.concatenate(parts, axis=1), random_state)
+    del parts, sample
+    Y = np.empty((n, int(model["pca"].n_components_)), np.float32)
+    for a in range(0, n, BLOCK):
+        Y[a : a + BLOCK] = _prepare(model, block(slice(a, min(n, a + BLOCK))))
+        check_cancel(should_cancel)
+    return Y
+
+
+def _parallel_maps(first: Any, knn: Any, jobs: int | None) -> bool:
+    """Whether the maps after ``first`` go to worker processes: sampled maps sharing a searchable k-NN graph, more
+    than one core, and no Dask client (with one, each map's transform chunks are Dask tasks instead)."""
+    sampled = isinstance(first, SampledUMAP) and knn is not None and len(knn) > 2 and knn[2] is not None
+    return sampled and (jobs or cpu_count()) > 1 and active_client() is None
+
+
+def _scratch_parent(collection: Collection) -> Path:
+    collection.work_dir.mkdir(parents=True, exist_ok=True)
+    return collection.work_dir
 
 
 def _exact_knn(Y: np.ndarray, *, n_neighbors: int, metric: str) -> tuple[np.ndarray, np.ndarray]:

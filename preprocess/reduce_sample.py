@@ -15,6 +15,7 @@ importable, cuML's UMAP fits every row instead (optional; never needed by CI).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -144,7 +145,7 @@ def place_rows(
             found[0][a : a + len(emb)], found[1][a : a + len(emb)] = nb
 
     if client is None:
-        client = _active_client()
+        client = active_client()
     if client is not None and len(bounds) > 1:
         remote = client.scatter(model, broadcast=True)
         futures = [
@@ -197,7 +198,7 @@ def _transform(model: Any, Y: np.ndarray, knn: tuple | None, searchable: bool) -
         return np.asarray(placed.transform(Y), dtype=np.float32), knn
 
 
-def _active_client() -> Any:
+def active_client() -> Any:
     try:
         from distributed import default_client
     except ImportError:  # pragma: no cover
@@ -225,3 +226,70 @@ def _cuml_umap(Y: np.ndarray, *, rs: int, **umap_kwargs: Any) -> Any:
     model = UMAP(random_state=rs, **keep)
     model.fit(Y)
     return SampledUMAP(model, np.arange(len(Y)), np.asarray(model.embedding_, dtype=np.float32))
+
+
+def fit_maps_in_parallel(
+    Y: np.ndarray,
+    maps: list[tuple[int, float]],
+    *,
+    fit: Callable[..., Any],
+    knn: tuple,
+    rest_knn: tuple | None,
+    scratch: Path,
+    jobs: int,
+    progress: Callable[[int, int], None],
+    sample_n: int | None = None,
+    should_cancel: CancelCheck | None = None,
+    **umap_kwargs: Any,
+) -> list[Any]:
+    """The sampled maps ``[(n_components, min_dist)]`` of ``Y`` [n, D], fitted in ``jobs`` worker processes.
+
+    Seeded UMAP runs on one thread, so at a million clips five maps one after another leave a core idle for
+    most of the reduction; every map after the first shares that map's neighbour search (``knn``, the sample's
+    graph with its search index, and ``rest_knn``), so they are independent tasks. ``Y`` and the neighbours
+    go to the workers as files under ``scratch`` (memory-mapped there, never pickled per task); each worker
+    returns its fitted map without the shared graph, which is put back here. The coordinates are the ones a
+    sequential fit gives (tested). ``progress(done, total)`` counts finished maps.
+    """
+    import pickle
+
+    from .pool import TaskPool
+
+    scratch.mkdir(parents=True, exist_ok=True)
+    np.save(scratch / "Y.npy", np.ascontiguousarray(Y, dtype=np.float32))
+    np.save(scratch / "knn_indices.npy", knn[0])
+    np.save(scratch / "knn_dists.npy", knn[1])
+    with open(scratch / "knn_index.pkl", "wb") as f:
+        pickle.dump(knn[2], f, protocol=pickle.HIGHEST_PROTOCOL)
+    if rest_knn is not None:
+        np.save(scratch / "rest_indices.npy", rest_knn[0])
+        np.save(scratch / "rest_dists.npy", rest_knn[1])
+    sample_n = SAMPLE_N if sample_n is None else sample_n
+    tasks = [(fit, str(scratch), d, md, sample_n, umap_kwargs) for d, md in maps]
+    with TaskPool(min(jobs, len(tasks))) as pool:
+        models = pool.run(
+            _fit_map_task, tasks, stage="reduce", uses_torch=False, should_cancel=should_cancel,
+            progress=lambda _stage, done, total, _msg="": progress(done, total),
+        )  # fmt: skip
+    for m in models:  # the graph and its search index are the first map's: one copy in memory and in model.pkl
+        m.model._knn_indices, m.model._knn_dists, m.model._knn_search_index = knn[0], knn[1], knn[2]
+    return models
+
+
+def _fit_map_task(fit: Callable[..., Any], scratch: str, d: int, md: float, sample_n: int, umap_kwargs: dict) -> Any:
+    """One map in a worker: read ``Y`` and the shared neighbours from ``scratch``; return the map, graph-less."""
+    import pickle
+
+    root = Path(scratch)
+    Y = np.load(root / "Y.npy", mmap_mode="r")
+    with open(root / "knn_index.pkl", "rb") as f:
+        index = pickle.load(f)
+    knn = (np.load(root / "knn_indices.npy"), np.load(root / "knn_dists.npy"), index)
+    rest = None
+    if (root / "rest_indices.npy").is_file():
+        rest = (np.load(root / "rest_indices.npy"), np.load(root / "rest_dists.npy"))
+    model = fit_sampled(
+        Y, fit=fit, knn=knn, rest_knn=rest, sample_n=sample_n, n_components=d, min_dist=md, **umap_kwargs
+    )
+    model.model._knn_indices = model.model._knn_dists = model.model._knn_search_index = None
+    return model

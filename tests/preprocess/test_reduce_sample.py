@@ -79,3 +79,58 @@ def test_second_map_reuses_the_first_maps_neighbours(fitted):
     fresh = fit_sampled(X, fit=_fit_umap, rest_knn=(m.rest_knn[0][:, ::-1], m.rest_knn[1]), rs=3, sample_n=600, **KW)
     np.testing.assert_array_equal(fresh.embedding_, m.embedding_)
     assert pickle.loads(pickle.dumps(shared)).rest_knn is None  # model.pkl does not carry them
+
+
+@pytest.fixture
+def large(monkeypatch, tmp_path):
+    """A 6,000-clip collection that takes the million-clip path (thresholds lowered): blocks, sample, maps."""
+    import preprocess.reduce as R
+    import preprocess.reduce_sample as S
+    from preprocess.testing import feature_collection
+
+    monkeypatch.setattr(R, "SAMPLE_ABOVE", 3000)
+    monkeypatch.setattr(R, "EXACT_KNN_MAX_CLIPS", 1000)  # pynndescent's graph, with a search index, as at 1M
+    monkeypatch.setattr(R, "BLOCK", 1024)
+    monkeypatch.setattr(S, "SAMPLE_N", 1500)
+    X, y = _blobs(6000, seed=1)
+    X = np.concatenate([X, X[:, :6] * 0.5], axis=1)  # 16-d
+    return lambda name: feature_collection(tmp_path / name, {"f": X}), X, y
+
+
+def test_blocked_standardise_and_pca_are_the_whole_matrix_ones(large):
+    from preprocess.reduce import _fit_linear_blocked, _pca, _prepare
+
+    make, X, _y = large
+    model = {"features": ["f"], "scalers": {}, "umaps": {}, "normalize": None}
+    Y = _fit_linear_blocked(make("blocked"), model, 0, None)  # 6 blocks merged; PCA on every row (6000 < sample)
+    mean, scale = model["scalers"]["f"]
+    np.testing.assert_allclose(mean, X.mean(axis=0, dtype=np.float64), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(scale, X.std(axis=0, dtype=np.float64), rtol=1e-6)
+    whole = {"features": ["f"], "scalers": {"f": (mean, scale)}, "normalize": None}
+    whole["pca"] = _pca((X - mean) / scale / np.sqrt(X.shape[1]), 0)
+    np.testing.assert_allclose(Y, _prepare(whole, {"f": X}), atol=1e-4)
+    assert Y.shape == (6000, 16) and Y.dtype == np.float32
+
+
+def test_sampled_maps_fitted_in_worker_processes_equal_one_process(large):
+    """After the first map, the other four are fitted in two worker processes: the same coordinates, and the
+    saved model (one shared graph) still places new clips."""
+    from preprocess.reduce import reduce_collection, transform_new
+
+    make, X, y = large
+    one, two = make("one"), make("two")
+    reduce_collection(one, features="f", jobs=1, metric="euclidean")
+    reduce_collection(two, features="f", jobs=2, metric="euclidean")
+    for d in (2, 4, 8, 16):
+        np.testing.assert_array_equal(one.reduced("f", d), two.reduced("f", d))
+    np.testing.assert_array_equal(one.display_map("f"), two.display_map("f"))
+    assert not any(p.name.startswith("reduce-") for p in two.work_dir.iterdir())  # scratch removed
+    placed_one = transform_new(one, "f", X[:40] + 0.01)
+    placed_two = transform_new(two, "f", X[:40] + 0.01)
+    for d in placed_one[0]:
+        np.testing.assert_array_equal(placed_one[0][d], placed_two[0][d])
+    np.testing.assert_array_equal(placed_one[1], placed_two[1])
+    # the maps keep the groups apart (the sampled path is not just deterministic noise)
+    E = two.reduced("f", 8)
+    centres = np.stack([E[y == g].mean(axis=0) for g in range(4)])
+    assert np.mean(np.argmin(((E[:, None] - centres[None]) ** 2).sum(-1), axis=1) == y) > 0.98
