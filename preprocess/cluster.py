@@ -410,7 +410,7 @@ def _spanning_tree(X: np.ndarray, m: int, *, cell: bool = False) -> tuple[np.nda
         raise MissingDependencyError(
             "clustering needs fast_hdbscan and faiss: pip install fast_hdbscan faiss-cpu"
         ) from e
-    mst, neighbors, core = spanning_tree(X, m, _knn_k(m))  # faiss k-NN graph (preprocess/cluster_knn.py)
+    mst, neighbors, core = spanning_tree(X, m, _knn_k(m), lists=cell)  # faiss k-NN graph (preprocess/cluster_knn.py)
     return _bridge_components(X, mst, core, brute=cell), core, np.ascontiguousarray(np.asarray(neighbors)[:, :m], dtype=np.int32)
 
 
