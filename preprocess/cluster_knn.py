@@ -22,6 +22,8 @@ import numpy as np
 EXACT_MAX = 5_000
 #: Lists probed per query above :data:`EXACT_MAX` rows (recall of the 10 nearest ~0.997 on 8-d mixtures).
 NPROBE = 8
+#: numba threads of :func:`knn_graph_lists`'s scan (0: numba's default, one per core).
+SCAN_THREADS = 0
 #: ``"faiss"`` (default) or ``"kdtree"`` (fast_hdbscan's numba KD-tree; kept for benchmarks and as fallback).
 BACKEND = "faiss"
 
@@ -87,7 +89,14 @@ def knn_graph_lists(X: np.ndarray, k: int, *, nprobe: int = NPROBE) -> tuple[np.
         faiss.omp_set_num_threads(threads)
     order = np.argsort(probes[:, 0], kind="stable")  # rows grouped by list: neighbouring queries share lists
     offsets = np.searchsorted(probes[order, 0], np.arange(nlist + 1)).astype(np.int64)
-    rdist, pos = _scan_lists()(np.ascontiguousarray(X[order]), offsets, np.ascontiguousarray(probes[order]), k)
+    import numba
+
+    scan, before = _scan_lists(), numba.get_num_threads()
+    numba.set_num_threads(max(1, min(SCAN_THREADS or before, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        rdist, pos = scan(np.ascontiguousarray(X[order]), offsets, np.ascontiguousarray(probes[order]), k)
+    finally:
+        numba.set_num_threads(before)
     inverse = np.empty(n, dtype=np.int64)
     inverse[order] = np.arange(n)
     rdist, pos = rdist[inverse], pos[inverse]
@@ -110,12 +119,12 @@ def _scan_lists():
     if _SCAN_LISTS is None:
         import numba
 
-        @numba.njit(cache=True, boundscheck=False, fastmath=True)
+        @numba.njit(cache=True, boundscheck=False, fastmath=True, parallel=True)
         def scan(Xs, offsets, probes, k):  # pragma: no cover - compiled
             n, d = Xs.shape
             rdist = np.full((n, k), np.inf, dtype=np.float32)
             pos = np.full((n, k), -1, dtype=np.int32)
-            for i in range(n):
+            for i in numba.prange(n):
                 x, dk, ik = Xs[i], rdist[i], pos[i]
                 worst = np.float32(np.inf)
                 for pj in range(probes.shape[1]):
