@@ -411,7 +411,11 @@ def _spanning_tree(X: np.ndarray, m: int, *, cell: bool = False) -> tuple[np.nda
             "clustering needs fast_hdbscan and faiss: pip install fast_hdbscan faiss-cpu"
         ) from e
     mst, neighbors, core = spanning_tree(X, m, _knn_k(m), lists=cell)  # faiss k-NN graph (preprocess/cluster_knn.py)
-    return _bridge_components(X, mst, core, brute=cell), core, np.ascontiguousarray(np.asarray(neighbors)[:, :m], dtype=np.int32)
+    return (
+        _bridge_components(X, mst, core, brute=cell),
+        core,
+        np.ascontiguousarray(np.asarray(neighbors)[:, :m], dtype=np.int32),
+    )
 
 
 def _knn_k(m: int) -> int:
@@ -508,23 +512,24 @@ def _bridge_brute(X: np.ndarray, finite: np.ndarray, core: np.ndarray) -> np.nda
         order = np.lexsort((rows, best_w, comp[rows]))
         first = order[np.r_[True, np.diff(comp[rows][order]) != 0]]
         parent = np.arange(len(sizes))
-
-        def find(a: int) -> int:
-            while parent[a] != a:
-                parent[a] = parent[parent[a]]
-                a = parent[a]
-            return a
-
         new = []
         for i in first[np.argsort(best_w[first], kind="stable")]:
-            a, b = find(comp[rows[i]]), find(comp[best_p[i]])
+            a, b = _find(parent, comp[rows[i]]), _find(parent, comp[best_p[i]])
             if a != b:
                 parent[a] = b
                 new.append((rows[i], best_p[i], best_w[i]))
         edges.append(np.asarray(new, dtype=np.float64).reshape(-1, 3))
-        comp = np.array([find(c) for c in range(len(sizes))])[comp]
+        comp = np.array([_find(parent, c) for c in range(len(sizes))])[comp]
     out = np.concatenate(edges)
     return out if len(out) == n - 1 else None
+
+
+def _find(parent: np.ndarray, a: int) -> int:
+    """Root of ``a`` in the union-find ``parent`` (path halving, in place)."""
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = parent[a]
+    return a
 
 
 _UNION_ALL = None
