@@ -8,7 +8,12 @@ Zipf-distributed sizes, UMAP-like scale, 10 % uniform background noise), written
 "first" = the first request (builds the density tree), then ``--repeats`` slider moves that change the
 cut parameter (eps / min_cluster_size / n_clusters) give p50 / p95 of re-clustering. Peak memory is the
 process's maximum RSS. ARI is against the known groups (noise points excluded from the truth).
-Targets: re-clustering 100,000 clips < 2 s (HDBSCAN, DBSCAN); 1,000,000 clips < 60 s without running out of memory.
+Targets: re-clustering 100,000 clips < 2 s (HDBSCAN, DBSCAN); 1,000,000 clips < 60 s without running out of memory;
+DBSCAN at 1,000,000 clips < 30 s.
+
+Baseline side by side: ``sklearn-dbscan`` (in ``--algorithms``) is scikit-learn's DBSCAN on the same coordinates with
+the same eps and min_samples, called directly (no server; its "first" is the fit); it runs only up to
+``--baseline-max`` clips (its eps-neighbourhood lists grow with N x density: at 1M it needs many GB).
 """
 
 from __future__ import annotations
@@ -85,9 +90,47 @@ def write_collection(root: Path, X: np.ndarray) -> None:
     w.manifest(config={}, counts={"clips": n})
 
 
+def _eps0(collections: Path) -> float:
+    """The DBSCAN eps the browser starts from (GET /api/collections/<c>) for min_samples 10."""
+    from server.views.api import cluster_defaults
+
+    X = np.load(collections / "bench" / "reductions" / "birdnet" / "dims_8.npy")
+    return cluster_defaults(X, min_samples=10)["dbscan"]["eps"]["default"]
+
+
+def run_sklearn(collections: Path) -> dict:
+    """scikit-learn's DBSCAN at the first request's parameters, timed on its own (the library a user would pick)."""
+    from sklearn.cluster import DBSCAN
+    from sklearn.metrics import adjusted_rand_score
+
+    y = np.load(collections / "truth.npy")
+    X = np.load(collections / "bench" / "reductions" / "birdnet" / "dims_8.npy")
+    eps = round(SLIDERS["dbscan"][0]["eps"] * _eps0(collections), 4)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    labels = DBSCAN(eps=eps, min_samples=SLIDERS["dbscan"][0]["min_samples"]).fit_predict(X)
+    first_s, first_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+    truth = y >= 0
+    return {
+        "first_s": first_s,
+        "first_cpu_s": first_cpu_s,
+        "p50_s": float("nan"),
+        "p95_s": float("nan"),
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "base_mb": rss0,
+        "ari": adjusted_rand_score(y[truth], labels[truth]),
+        "n_clusters": int(labels.max()) + 1,
+        "noise": float((labels < 0).mean()),
+        "note": "scikit-learn DBSCAN, direct call; every slider move is a new fit",
+    }
+
+
 def run_one(collections: Path, algorithm: str, repeats: int, knn: str = "faiss") -> dict:
     """In a fresh process: first request, then slider moves; latencies request -> job:result."""
     from sklearn.metrics import adjusted_rand_score
+
+    if algorithm == "sklearn-dbscan":
+        return run_sklearn(collections)
 
     from preprocess import cluster_knn
 
@@ -118,12 +161,8 @@ def run_one(collections: Path, algorithm: str, repeats: int, knn: str = "faiss")
 
     moves = SLIDERS[algorithm][: repeats + 1]
     if algorithm == "dbscan":  # eps relative to the default the browser gets from GET /api/collections/<c>
-        from server.views.api import cluster_defaults
-
-        eps0 = cluster_defaults(
-            np.load(collections / "bench" / "reductions" / "birdnet" / "dims_8.npy"), min_samples=10
-        )
-        moves = [{**m, "eps": round(m["eps"] * eps0["dbscan"]["eps"]["default"], 4)} for m in moves]
+        eps0 = _eps0(collections)
+        moves = [{**m, "eps": round(m["eps"] * eps0, 4)} for m in moves]
     cpu0 = time.process_time()
     first_s, res = request(moves[0])
     first_cpu_s = time.process_time() - cpu0
@@ -148,7 +187,13 @@ def run_one(collections: Path, algorithm: str, repeats: int, knn: str = "faiss")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    ap.add_argument("--algorithms", nargs="+", default=["hdbscan", "dbscan", "kmeans"])
+    ap.add_argument(
+        "--algorithms",
+        nargs="+",
+        default=["hdbscan", "dbscan", "sklearn-dbscan", "kmeans"],
+        choices=["hdbscan", "dbscan", "sklearn-dbscan", "kmeans"],
+    )
+    ap.add_argument("--baseline-max", type=int, default=200_000, help="largest N for sklearn-dbscan")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--noise", choices=["bridges", "uniform"], default="bridges", help="where the 10%% noise lies")
     ap.add_argument("--knn", nargs="+", default=["faiss"], choices=["faiss", "kdtree"],
@@ -160,7 +205,7 @@ def main() -> None:
         return
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; noise: {args.noise}", flush=True)
     print(
-        f"{'N':>9} {'algorithm':>9} {'k-NN':>6} {'first s':>8} {'cpu s':>6} {'p50 s':>7} {'p95 s':>7} {'peak MB':>8} {'ARI':>5} {'k':>4} {'noise':>6}  note"
+        f"{'N':>9} {'algorithm':>14} {'k-NN':>6} {'first s':>8} {'cpu s':>6} {'p50 s':>7} {'p95 s':>7} {'peak MB':>8} {'ARI':>5} {'k':>4} {'noise':>6} {'load':>5}  note"
     )
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
@@ -169,16 +214,21 @@ def main() -> None:
             write_collection(root / "bench", X)
             np.save(root / "truth.npy", y)
             del X
-            for alg, knn in [(a, k) for a in args.algorithms for k in (args.knn if a != "kmeans" else ["-"])]:
+            for alg, knn in [
+                (a, k) for a in args.algorithms for k in (args.knn if a in SLIDERS and a != "kmeans" else ["-"])
+            ]:
+                if alg == "sklearn-dbscan" and n > args.baseline_max:
+                    print(f"{n:>9,} {alg:>14} {knn:>6} skipped: above --baseline-max {args.baseline_max:,}", flush=True)
+                    continue
                 cmd = [sys.executable, __file__, "--child", str(root), alg, knn if knn != "-" else "faiss"]
                 out = subprocess.run(cmd + ["--repeats", str(args.repeats)], capture_output=True, text=True)
                 if out.returncode != 0:
-                    print(f"{n:>9,} {alg:>9} {knn:>6} FAILED: {out.stderr.strip().splitlines()[-1:]}", flush=True)
+                    print(f"{n:>9,} {alg:>14} {knn:>6} FAILED: {out.stderr.strip().splitlines()[-1:]}", flush=True)
                     continue
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 print(
-                    f"{n:>9,} {alg:>9} {knn:>6} {r['first_s']:>8.2f} {r['first_cpu_s']:>6.1f} {r['p50_s']:>7.3f} {r['p95_s']:>7.3f} {r['peak_mb']:>8.0f}"
-                    f" {r['ari']:>5.2f} {r['n_clusters']:>4} {r['noise']:>6.1%}  {r['note'][:60]}",
+                    f"{n:>9,} {alg:>14} {knn:>6} {r['first_s']:>8.2f} {r['first_cpu_s']:>6.1f} {r['p50_s']:>7.3f} {r['p95_s']:>7.3f} {r['peak_mb']:>8.0f}"
+                    f" {r['ari']:>5.2f} {r['n_clusters']:>4} {r['noise']:>6.1%} {os.getloadavg()[0]:>5.1f}  {r['note'][:60]}",
                     flush=True,
                 )
 

@@ -360,7 +360,7 @@ class Clusterer:
             rows = order[bounds[c] : bounds[c + 1]]
             if len(rows) == 0:
                 continue
-            mst_c, core_c, nb_c = _spanning_tree(self.X[rows], m)
+            mst_c, core_c, nb_c = _spanning_tree(self.X[rows], m, cell=True)
             mst_c = mst_c.copy()
             mst_c[:, 0] = rows[mst_c[:, 0].astype(np.int64)]
             mst_c[:, 1] = rows[mst_c[:, 1].astype(np.int64)]
@@ -383,8 +383,11 @@ class Clusterer:
         return self._cells[n_cells]
 
 
-def _spanning_tree(X: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mst [n-1, 3] src,dst,weight; core distance [n]; neighbour ids [n, m] nearest first) for core = m-th neighbour."""
+def _spanning_tree(X: np.ndarray, m: int, *, cell: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mst [n-1, 3] src,dst,weight; core distance [n]; neighbour ids [n, m] nearest first) for core = m-th neighbour.
+
+    ``cell=True``: one K-means cell of a large input (cheaper k-NN lists and bridging; see ``cluster_knn``).
+    """
     n = len(X)
     if m < 1 or n <= m + 1:
         # Too few points for a density estimate (or min_samples 1 with DBSCAN): single linkage on the raw distances.
@@ -407,8 +410,12 @@ def _spanning_tree(X: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.nd
         raise MissingDependencyError(
             "clustering needs fast_hdbscan and faiss: pip install fast_hdbscan faiss-cpu"
         ) from e
-    mst, neighbors, core = spanning_tree(X, m, _knn_k(m))  # faiss k-NN graph (preprocess/cluster_knn.py)
-    return _bridge_components(X, mst, core), core, np.ascontiguousarray(np.asarray(neighbors)[:, :m], dtype=np.int32)
+    mst, neighbors, core = spanning_tree(X, m, _knn_k(m), lists=cell)  # faiss k-NN graph (preprocess/cluster_knn.py)
+    return (
+        _bridge_components(X, mst, core, brute=cell),
+        core,
+        np.ascontiguousarray(np.asarray(neighbors)[:, :m], dtype=np.int32),
+    )
 
 
 def _knn_k(m: int) -> int:
@@ -416,16 +423,22 @@ def _knn_k(m: int) -> int:
     return max(m + 1, 10)  # was max(2m, 15): the query is ~40 % cheaper, the bridging keeps it exact across pieces
 
 
-def _bridge_components(X: np.ndarray, mst: np.ndarray, core: np.ndarray) -> np.ndarray:
+def _bridge_components(X: np.ndarray, mst: np.ndarray, core: np.ndarray, *, brute: bool = False) -> np.ndarray:
     """Replace the +inf edges Kruskal adds between separate pieces of the k-NN graph by the true shortest ones.
 
     Groups further apart than every member's k-th neighbour are not linked in a k-NN graph; Borůvka rounds over
     those few pieces (fast_hdbscan's component-aware KD-tree query) find the exact mutual-reachability edges
-    between them, so a large ``eps`` merges them just as DBSCAN would.
+    between them, so a large ``eps`` merges them just as DBSCAN would. ``brute=True`` (the large-input trees):
+    when the rows outside the largest piece are few, exact brute-force rounds from those rows alone instead
+    (the KD-tree rounds query every row and cost more than the tree itself there).
     """
     inf = ~np.isfinite(mst[:, 2])
     if not inf.any():
         return mst
+    if brute:
+        bridged = _bridge_brute(X, mst[~inf], core)
+        if bridged is not None:
+            return bridged
     from fast_hdbscan.boruvka import boruvka_tree_query, merge_components, update_component_vectors
     from fast_hdbscan.disjoint_set import ds_rank_create
     from fast_hdbscan.numba_kdtree import build_kdtree
@@ -451,6 +464,72 @@ def _bridge_components(X: np.ndarray, mst: np.ndarray, core: np.ndarray) -> np.n
         n_components -= len(new)
         update_component_vectors(tree, ds, node_components, point_components)
     return np.concatenate(edges)
+
+
+#: ``brute`` bridging runs while (rows outside the largest piece) x (rows) stays under this many distances.
+BRIDGE_BRUTE_MAX = 2_000_000_000
+
+
+def _bridge_brute(X: np.ndarray, finite: np.ndarray, core: np.ndarray) -> np.ndarray | None:
+    """Exact bridging edges by brute force from the rows outside the largest piece; None when those are too many.
+
+    Each round, every piece except the largest finds its shortest mutual-reachability edge to another piece
+    (rows of the piece x all rows, float64); those edges are MST edges (cut property), added lightest first
+    through a union-find so ties cannot close a cycle. Returns ``finite`` plus the new edges ([n-1, 3]).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(X)
+    _, comp = connected_components(
+        coo_matrix((np.ones(len(finite), np.int8), (finite[:, 0].astype(np.int64), finite[:, 1].astype(np.int64))),
+                   shape=(n, n)),
+        directed=False,
+    )  # fmt: skip
+    if (n - np.bincount(comp).max()) * n > BRIDGE_BRUTE_MAX:
+        return None
+    X64 = X.astype(np.float64)
+    sq = (X64**2).sum(axis=1)
+    edges = [finite]
+    while True:
+        sizes = np.bincount(comp)
+        n_comp = int((sizes > 0).sum())
+        if n_comp <= 1:
+            break
+        rows = np.flatnonzero(comp != np.argmax(sizes))
+        best_w = np.empty(len(rows))
+        best_p = np.empty(len(rows), dtype=np.int64)
+        step = max(1, 4_000_000 // n)  # rows per block: bounds the block to ~32 MB
+        for start in range(0, len(rows), step):
+            q = rows[start : start + step]
+            d2 = sq[q, None] + sq[None, :] - 2.0 * (X64[q] @ X64.T)
+            mrd = np.maximum(np.sqrt(np.maximum(d2, 0.0)), np.maximum(core[q, None], core[None, :]))
+            mrd[comp[q, None] == comp[None, :]] = np.inf
+            p = np.argmin(mrd, axis=1)
+            best_p[start : start + len(q)] = p
+            best_w[start : start + len(q)] = mrd[np.arange(len(q)), p]
+        # the shortest edge of every proposing piece, then lightest first through a union-find over pieces
+        order = np.lexsort((rows, best_w, comp[rows]))
+        first = order[np.r_[True, np.diff(comp[rows][order]) != 0]]
+        parent = np.arange(len(sizes))
+        new = []
+        for i in first[np.argsort(best_w[first], kind="stable")]:
+            a, b = _find(parent, comp[rows[i]]), _find(parent, comp[best_p[i]])
+            if a != b:
+                parent[a] = b
+                new.append((rows[i], best_p[i], best_w[i]))
+        edges.append(np.asarray(new, dtype=np.float64).reshape(-1, 3))
+        comp = np.array([_find(parent, c) for c in range(len(sizes))])[comp]
+    out = np.concatenate(edges)
+    return out if len(out) == n - 1 else None
+
+
+def _find(parent: np.ndarray, a: int) -> int:
+    """Root of ``a`` in the union-find ``parent`` (path halving, in place)."""
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = parent[a]
+    return a
 
 
 _UNION_ALL = None

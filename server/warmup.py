@@ -51,6 +51,7 @@ def _warm_fast_hdbscan() -> None:
     c = Clusterer(X)
     c.fit_predict(algorithm="hdbscan", params={"min_cluster_size": 10})
     c.fit_predict(algorithm="dbscan", params={"eps": 1.0})
+    c.fit_predict(algorithm="dbscan", params={"eps": 1.0, "partition": 2})  # large inputs' cell path (k-NN scan)
 
 
 def _warm_pynndescent() -> None:

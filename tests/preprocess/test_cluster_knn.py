@@ -71,3 +71,61 @@ def test_partitioned_approximate_dbscan_keeps_quality(points, monkeypatch):
     keep = y >= 0
     assert adjusted_rand_score(y[keep], approx[keep]) >= adjusted_rand_score(y[keep], exact[keep]) - 0.01
     assert adjusted_rand_score(exact, approx) > 0.98
+
+
+def test_list_scan_graph_exact_and_approximate(points, monkeypatch):
+    X, _ = points
+    ref_d, ref_i = NearestNeighbors(n_neighbors=11, algorithm="brute").fit(X).kneighbors(X)
+    dist, idx = K.knn_graph_lists(X, 11)  # 3,300 rows: one list, exact
+    np.testing.assert_array_equal(idx, ref_i)
+    np.testing.assert_allclose(dist, ref_d, rtol=1e-5, atol=1e-5)
+    assert idx.dtype == np.int32 and dist.dtype == np.float64
+    monkeypatch.setattr(K, "EXACT_MAX", 100)  # probed lists: the same lists and probes as faiss's IVF search
+    dist, idx = K.knn_graph_lists(X, 11)
+    _, ivf = K.knn_graph(X, 11)
+    assert np.all(np.diff(dist, axis=1) >= 0)
+    recall = np.mean([len(set(a) & set(b)) for a, b in zip(idx, ref_i, strict=True)]) / 11
+    same = np.mean([len(set(a) & set(b)) for a, b in zip(idx, ivf, strict=True)]) / 11
+    assert recall > 0.95 and same > 0.99
+
+
+def _far_groups(n_groups: int = 12, size: int = 15, seed: int = 0) -> np.ndarray:
+    """Tight groups far apart: a 10-NN graph stays inside each group, so Kruskal leaves +inf edges between them."""
+    rng = np.random.default_rng(seed)
+    centers = rng.uniform(0, 100, size=(n_groups, 8))
+    big = rng.normal(size=(600, 8)) * 2.0 + 50.0
+    small = np.concatenate([c + rng.normal(size=(size, 8)) * 0.3 for c in centers])
+    return np.concatenate([big, small]).astype(np.float32)
+
+
+@pytest.mark.parametrize("brute_max", [C.BRIDGE_BRUTE_MAX, 0])
+def test_brute_bridging_equals_boruvka(brute_max, monkeypatch):
+    X = _far_groups()
+    mst, _, core = K.spanning_tree(X, 9, C._knn_k(9))
+    assert (~np.isfinite(mst[:, 2])).sum() >= 10  # the case being tested: many separate pieces
+    ref = C._bridge_components(X, mst, core)
+    monkeypatch.setattr(C, "BRIDGE_BRUTE_MAX", brute_max)  # 0: too many rows, falls back to the KD-tree rounds
+    ours = C._bridge_components(X, mst, core, brute=True)
+    assert ours.shape == (len(X) - 1, 3) and np.isfinite(ours[:, 2]).all()
+    np.testing.assert_allclose(np.sort(ours[:, 2]), np.sort(ref[:, 2]), rtol=1e-6)  # same MST weights
+    for eps in np.quantile(ref[:, 2], [0.5, 0.99, 1.0]):  # and the same DBSCAN pieces at every cut
+        cut = [_connected(len(X), e, eps) for e in (ours, ref)]
+        assert adjusted_rand_score(*cut) == 1.0
+
+
+def _connected(n: int, mst: np.ndarray, eps: float) -> np.ndarray:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    keep = mst[:, 2] <= eps
+    a, b = mst[keep, 0].astype(int), mst[keep, 1].astype(int)
+    return connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False)[1]
+
+
+def test_partitioned_dbscan_bridges_cells_exactly(monkeypatch):
+    X = _far_groups(seed=1)
+    params = {"eps": 100.0, "min_samples": 10, "partition": 2}
+    labels = C.cluster(X, algorithm="dbscan", params=params)  # eps past every bridge: one cluster per cell
+    assert set(labels) <= {0, 1} and (labels >= 0).all()
+    monkeypatch.setattr(C, "BRIDGE_BRUTE_MAX", 0)
+    np.testing.assert_array_equal(labels, C.cluster(X, algorithm="dbscan", params=params))
