@@ -41,8 +41,9 @@ from .reduce_sample import (
     SAMPLE_ABOVE,
     SampledUMAP,
     active_client,
-    fit_maps_in_parallel,
+    cuml_usable,
     fit_sampled,
+    fit_sampled_maps,
     sample_rows,
 )
 from .schema import MODEL_DIMS_KEY, MODEL_MAP_KEY
@@ -253,19 +254,19 @@ def reduce_collection(
         (MODEL_MAP_KEY, 2, float(display_min_dist))
     ]
     rest_knn = None  # sampled maps (a million clips): the other rows' neighbours in the sample, found once
+    if n > SAMPLE_ABOVE and active_client() is None and not cuml_usable():  # a million clips, on this machine
+        n_maps = len(jobs)
+        with tempfile.TemporaryDirectory(dir=_scratch_parent(collection), prefix="reduce-") as tmp:
+            fitted = fit_sampled_maps(
+                Y, [(d, md) for _, d, md in jobs], fit=_fit_umap, scratch=Path(tmp), jobs=jobs_n or cpu_count(),
+                rs=random_state, should_cancel=should_cancel, n_neighbors=n_neighbors, metric=metric,
+                progress=lambda done, total, msg: progress("reduce", 1 + round(n_maps * done / total), steps, msg),
+            )  # fmt: skip
+        for (name, _, _), umap_model in zip(jobs, fitted, strict=True):
+            model["umaps"][name] = umap_model
+            coords[name] = np.asarray(umap_model.embedding_, dtype=np.float32)
+        jobs = []  # all fitted
     for i, (name, d, md) in enumerate(jobs):
-        if i == 1 and _parallel_maps(model["umaps"][jobs[0][0]], knn, jobs_n):
-            with tempfile.TemporaryDirectory(dir=_scratch_parent(collection), prefix="reduce-") as tmp:
-                fitted = fit_maps_in_parallel(
-                    Y, [(dd, mdd) for _, dd, mdd in jobs[1:]], fit=_fit_umap, knn=knn, rest_knn=rest_knn,
-                    scratch=Path(tmp), jobs=jobs_n or cpu_count(), should_cancel=should_cancel,
-                    progress=lambda done, total: progress("reduce", 2 + done, steps, f"UMAP: {done} of {total} maps"),
-                    n_neighbors=n_neighbors, metric=metric, rs=random_state,
-                )  # fmt: skip
-            for (other, _, _), umap_model in zip(jobs[1:], fitted, strict=True):
-                model["umaps"][other] = umap_model
-                coords[other] = np.asarray(umap_model.embedding_, dtype=np.float32)
-            break
         progress("reduce", i + 1, steps, f"UMAP {d}-d" + (" (display)" if name == MODEL_MAP_KEY else ""))
         umap_model = _fit_umap(
             Y, n_components=d, n_neighbors=n_neighbors, min_dist=md, metric=metric, knn=knn, rs=random_state,
@@ -354,13 +355,6 @@ def _fit_linear_blocked(
         Y[a : a + BLOCK] = _prepare(model, block(slice(a, min(n, a + BLOCK))))
         check_cancel(should_cancel)
     return Y
-
-
-def _parallel_maps(first: Any, knn: Any, jobs: int | None) -> bool:
-    """Whether the maps after ``first`` go to worker processes: sampled maps sharing a searchable k-NN graph, more
-    than one core, and no Dask client (with one, each map's transform chunks are Dask tasks instead)."""
-    sampled = isinstance(first, SampledUMAP) and knn is not None and len(knn) > 2 and knn[2] is not None
-    return sampled and (jobs or cpu_count()) > 1 and active_client() is None
 
 
 def _scratch_parent(collection: Collection) -> Path:

@@ -209,6 +209,17 @@ def active_client() -> Any:
         return None
 
 
+def cuml_usable() -> bool:
+    """Whether cuML's UMAP and a CUDA device are importable here (then :func:`fit_sampled` fits every row)."""
+    try:
+        import cupy  # type: ignore[import-not-found]
+        from cuml.manifold import UMAP  # type: ignore[import-not-found]  # noqa: F401
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # noqa: BLE001 - not installed, or installed without a usable CUDA runtime
+        return False
+
+
 def _cuml_umap(Y: np.ndarray, *, rs: int, **umap_kwargs: Any) -> Any:
     """cuML's UMAP fitted on every row when cuML and a CUDA device are usable, else None (lazy, optional)."""
     try:
@@ -228,68 +239,131 @@ def _cuml_umap(Y: np.ndarray, *, rs: int, **umap_kwargs: Any) -> Any:
     return SampledUMAP(model, np.arange(len(Y)), np.asarray(model.embedding_, dtype=np.float32))
 
 
-def fit_maps_in_parallel(
+def fit_sampled_maps(
     Y: np.ndarray,
     maps: list[tuple[int, float]],
     *,
     fit: Callable[..., Any],
-    knn: tuple,
-    rest_knn: tuple | None,
     scratch: Path,
     jobs: int,
-    progress: Callable[[int, int], None],
+    rs: int = 0,
     sample_n: int | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
     should_cancel: CancelCheck | None = None,
     **umap_kwargs: Any,
-) -> list[Any]:
-    """The sampled maps ``[(n_components, min_dist)]`` of ``Y`` [n, D], fitted in ``jobs`` worker processes.
+) -> list[SampledUMAP]:
+    """Every sampled map ``[(n_components, min_dist)]`` of ``Y`` [n, D], the work spread over ``jobs`` processes.
 
-    Seeded UMAP runs on one thread, so at a million clips five maps one after another leave a core idle for
-    most of the reduction; every map after the first shares that map's neighbour search (``knn``, the sample's
-    graph with its search index, and ``rest_knn``), so they are independent tasks. ``Y`` and the neighbours
-    go to the workers as files under ``scratch`` (memory-mapped there, never pickled per task); each worker
-    returns its fitted map without the shared graph, which is put back here. The coordinates are the ones a
-    sequential fit gives (tested). ``progress(done, total)`` counts finished maps.
+    What :func:`fit_sampled` does map after map, cut into tasks: seeded UMAP runs on one thread, and at a million
+    clips placing the 900,000 other rows costs twice a fit (measured: fit 75 s, neighbour query 106 s once, layout
+    150 s per map on this machine). Here the first map is fitted on the sample (which finds the sample's k-NN
+    graph); then, in a :class:`~.pool.TaskPool`, the other maps' fits on that graph and the other rows'
+    neighbour queries (:data:`CHUNK` rows each); then every map's ``transform`` of every chunk. Each task reads
+    ``Y``, the graph, its search index and the fitted maps from files under ``scratch`` (memory-mapped or loaded
+    once per worker), so nothing large is pickled per task. Every query starts from the index as saved, so the
+    coordinates do not depend on ``jobs`` or on which process ran a chunk (tested). ``progress(done, total,
+    message)`` counts tasks.
     """
-    import pickle
 
     from .pool import TaskPool
 
+    report = progress or (lambda *_a: None)
+    n = len(Y)
+    sample = sample_rows(n, SAMPLE_N if sample_n is None else sample_n, rs)
+    rest = np.setdiff1d(np.arange(n), sample)
+    bounds = list(range(0, len(rest), CHUNK))
+    n_tasks = len(maps) + len(bounds) * (1 + len(maps))
+    report(0, n_tasks, "UMAP on the sample")
+    first = fit(np.ascontiguousarray(Y[sample]), knn=None, rs=rs, n_components=maps[0][0], min_dist=maps[0][1],
+                **umap_kwargs)  # fmt: skip
+    knn = (first._knn_indices, first._knn_dists, first._knn_search_index)
+    check_cancel(should_cancel)
     scratch.mkdir(parents=True, exist_ok=True)
     np.save(scratch / "Y.npy", np.ascontiguousarray(Y, dtype=np.float32))
+    np.save(scratch / "sample.npy", sample)
     np.save(scratch / "knn_indices.npy", knn[0])
     np.save(scratch / "knn_dists.npy", knn[1])
-    with open(scratch / "knn_index.pkl", "wb") as f:
-        pickle.dump(knn[2], f, protocol=pickle.HIGHEST_PROTOCOL)
-    if rest_knn is not None:
+    _dump(knn[2], scratch / "index.pkl")
+    root = str(scratch)
+    with TaskPool(max(1, jobs)) as pool:
+        done = 1
+
+        def tick(_stage: str, k: int, _total: int, _msg: str = "") -> None:
+            report(done + k, n_tasks, "UMAP: the other maps and the other clips' neighbours" if done == 1 else
+                   "UMAP: placing the other clips")  # fmt: skip
+
+        tasks = [("fit", root, d, md, rs, umap_kwargs, fit) for d, md in maps[1:]]
+        tasks += [("query", root, a, min(a + CHUNK, len(rest)), rs, umap_kwargs) for a in bounds]
+        out = pool.run(_sampled_task, tasks, stage="reduce", uses_torch=False, progress=tick,
+                       should_cancel=should_cancel)  # fmt: skip
+        models = [first, *out[: len(maps) - 1]]
+        rest_knn = (np.concatenate([o[0] for o in out[len(maps) - 1 :]]),
+                    np.concatenate([o[1] for o in out[len(maps) - 1 :]]))  # fmt: skip
         np.save(scratch / "rest_indices.npy", rest_knn[0])
         np.save(scratch / "rest_dists.npy", rest_knn[1])
-    sample_n = SAMPLE_N if sample_n is None else sample_n
-    tasks = [(fit, str(scratch), d, md, sample_n, umap_kwargs) for d, md in maps]
-    with TaskPool(min(jobs, len(tasks))) as pool:
-        models = pool.run(
-            _fit_map_task, tasks, stage="reduce", uses_torch=False, should_cancel=should_cancel,
-            progress=lambda _stage, done, total, _msg="": progress(done, total),
-        )  # fmt: skip
-    for m in models:  # the graph and its search index are the first map's: one copy in memory and in model.pkl
-        m.model._knn_indices, m.model._knn_dists, m.model._knn_search_index = knn[0], knn[1], knn[2]
-    return models
+        for i, m in enumerate(models):
+            held = m._knn_indices, m._knn_dists, m._knn_search_index
+            m._knn_indices = m._knn_dists = m._knn_search_index = None
+            _dump(m, scratch / f"map_{i}.pkl")
+            m._knn_indices, m._knn_dists, m._knn_search_index = held
+        done += len(tasks)
+        tasks = [
+            ("place", root, a, min(a + CHUNK, len(rest)), i, umap_kwargs) for i in range(len(maps)) for a in bounds
+        ]
+        placed = pool.run(_sampled_task, tasks, stage="reduce", uses_torch=False, progress=tick,
+                          should_cancel=should_cancel)  # fmt: skip
+    _MAPS.clear()  # jobs=1 ran the tasks here
+    result = []
+    for i, m in enumerate(models):
+        m._knn_indices, m._knn_dists, m._knn_search_index = knn  # one graph and index, shared by every map
+        embedding = np.empty((n, m.embedding_.shape[1]), dtype=np.float32)
+        embedding[sample] = m.embedding_
+        embedding[rest] = np.concatenate(placed[i * len(bounds) : (i + 1) * len(bounds)])
+        result.append(SampledUMAP(m, sample, embedding, rest_knn=rest_knn if i == 0 else None))
+    return result
 
 
-def _fit_map_task(fit: Callable[..., Any], scratch: str, d: int, md: float, sample_n: int, umap_kwargs: dict) -> Any:
-    """One map in a worker: read ``Y`` and the shared neighbours from ``scratch``; return the map, graph-less."""
+def _dump(obj: Any, path: Path) -> None:
+    import pickle
+
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+#: Per worker process: the fitted maps of the running reduction, loaded once ({path: model}).
+_MAPS: dict[str, Any] = {}
+
+
+def _sampled_task(
+    kind: str, scratch: str, a: int, b: float, c: Any, umap_kwargs: dict, fit: Callable[..., Any] | None = None
+) -> Any:
+    """One task of :func:`fit_sampled_maps` (in a worker): ``fit`` a map, ``query`` or ``place`` a chunk of rows."""
     import pickle
 
     root = Path(scratch)
     Y = np.load(root / "Y.npy", mmap_mode="r")
-    with open(root / "knn_index.pkl", "rb") as f:
-        index = pickle.load(f)
-    knn = (np.load(root / "knn_indices.npy"), np.load(root / "knn_dists.npy"), index)
-    rest = None
-    if (root / "rest_indices.npy").is_file():
-        rest = (np.load(root / "rest_indices.npy"), np.load(root / "rest_dists.npy"))
-    model = fit_sampled(
-        Y, fit=fit, knn=knn, rest_knn=rest, sample_n=sample_n, n_components=d, min_dist=md, **umap_kwargs
-    )
-    model.model._knn_indices = model.model._knn_dists = model.model._knn_search_index = None
-    return model
+    sample = np.load(root / "sample.npy")
+    if kind == "fit":  # (d, min_dist, rs): a map on the sample's graph, returned without it
+        with open(root / "index.pkl", "rb") as f:
+            knn = (np.load(root / "knn_indices.npy"), np.load(root / "knn_dists.npy"), pickle.load(f))
+        m = fit(np.ascontiguousarray(Y[sample]), n_components=a, min_dist=b, knn=knn, rs=c, **umap_kwargs)
+        m._knn_indices = m._knn_dists = m._knn_search_index = None
+        return m
+    rest = np.setdiff1d(np.arange(len(Y)), sample)[a : int(b)]
+    Yc = np.ascontiguousarray(Y[rest], dtype=np.float32)
+    with open(root / "index.pkl", "rb") as f:
+        index = pickle.load(f)  # as saved: a query never depends on the queries run before it in this process
+    if kind == "query":  # rows a:b of the other rows: their neighbours among the sample
+        epsilon = 0.24 if index._angular_trees else 0.12
+        indices, dists = index.query(Yc, int(umap_kwargs["n_neighbors"]), epsilon=epsilon)
+        return np.asarray(indices, np.int32), np.asarray(dists, np.float32)
+    path = str(root / f"map_{c}.pkl")  # place: rows a:b on map c, with their neighbours found before
+    if path not in _MAPS:
+        _MAPS.clear()
+        with open(path, "rb") as f:
+            _MAPS[path] = pickle.load(f)
+    model = _MAPS[path]
+    model._knn_search_index = index
+    ri = np.load(root / "rest_indices.npy", mmap_mode="r")[a : int(b)]
+    rd = np.load(root / "rest_dists.npy", mmap_mode="r")[a : int(b)]
+    return _transform(model, Yc, (np.array(ri), np.array(rd)), True)[0]
