@@ -55,6 +55,7 @@ class TreeMemory:
         import psutil
 
         self.peak, self._stop, self._me = 0, threading.Event(), psutil.Process()
+        self._cpu: dict[int, float] = {}  # pid -> its latest user + system seconds
         self._thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
 
     def _run(self, every_s: float) -> None:
@@ -65,6 +66,8 @@ class TreeMemory:
             for p in [self._me, *self._me.children(recursive=True)]:
                 try:
                     total += p.memory_info().rss
+                    t = p.cpu_times()
+                    self._cpu[p.pid] = t.user + t.system
                 except psutil.Error:
                     pass
             self.peak = max(self.peak, total)
@@ -76,6 +79,10 @@ class TreeMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+    def cpu_s(self) -> float:
+        """CPU seconds of this process and every worker seen (as last sampled)."""
+        return sum(self._cpu.values())
 
 
 def child(root: Path, share: bool, dims: list[int], sample_above: int, sample_n: int, jobs: int | None) -> dict:
@@ -100,8 +107,7 @@ def child(root: Path, share: bool, dims: list[int], sample_above: int, sample_n:
     with TreeMemory() as tree:
         reduce_collection(Collection(root / "c"), features="birdnet", dims=dims, refit=True, jobs=jobs)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu += kids.ru_utime + kids.ru_stime
+    cpu += tree.cpu_s() - tree._cpu.get(os.getpid(), 0.0)  # the workers' (this process's own is exact)
     y = np.load(root / "y.npy")
     coords = Collection(root / "c").reduced("birdnet", 8 if 8 in dims else max(dims))
     labels = MiniBatchKMeans(30, n_init=3, random_state=0).fit_predict(coords)
