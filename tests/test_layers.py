@@ -73,6 +73,7 @@ LAYERS: dict[str, str] = {
     "learn.": "build",
     "refine": "build",
     "refine.": "build",
+    "refine_saec": "build",
     "cli": "edge",
     "__main__": "edge",
     "commands": "edge",
