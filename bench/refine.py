@@ -249,11 +249,27 @@ def refine(work: Path, split: dict, iterations: int) -> None:
 
 #: saec refine settings tried on half A only; the best by A NMI of the kept round (then lower noise) runs on B.
 SAEC_TRIALS = {
-    "default (60 steps/round, lr 5e-4, recon 1)": {},
-    "no reconstruction term": {"encoder": {"recon_weight": 0.0}},
-    "lr 2e-4": {"encoder": {"lr": 2e-4}},
-    "pseudo 10/5 (map's)": {"pseudo_params": {"min_cluster_size": 10, "min_samples": 5}},
-    "120 steps/round": {"encoder": {"steps": 120}},
+    "120 steps/round, lr 5e-4, recon 3 (default)": {},
+    "60 steps, recon 1": {"encoder": {"steps": 60, "recon_weight": 1.0}},
+    "60 steps, no reconstruction": {"encoder": {"steps": 60, "recon_weight": 0.0}},
+    "60 steps, recon 1, lr 2e-4": {"encoder": {"steps": 60, "recon_weight": 1.0, "lr": 2e-4}},
+    "60 steps, recon 1, pseudo 10/5 (map's)": {
+        "encoder": {"steps": 60, "recon_weight": 1.0},
+        "pseudo_params": {"min_cluster_size": 10, "min_samples": 5},
+    },
+    "60 steps, recon 1, pseudo 3/1": {
+        "encoder": {"steps": 60, "recon_weight": 1.0},
+        "pseudo_params": {"min_cluster_size": 3, "min_samples": 1},
+    },
+    "60 steps, recon 1, lr 2e-4, pseudo 3/1": {
+        "encoder": {"steps": 60, "recon_weight": 1.0, "lr": 2e-4},
+        "pseudo_params": {"min_cluster_size": 3, "min_samples": 1},
+    },
+    "120 steps, recon 1": {"encoder": {"recon_weight": 1.0}},
+    "120 steps, recon 1, lr 2e-4": {"encoder": {"recon_weight": 1.0, "lr": 2e-4}},
+    "240 steps, recon 1, lr 2e-4": {"encoder": {"steps": 240, "recon_weight": 1.0, "lr": 2e-4}},
+    "120 steps, recon 1, scale 8": {"encoder": {"recon_weight": 1.0, "scale": 8.0}},
+    "120 steps, recon 1, batch 64": {"encoder": {"recon_weight": 1.0, "batch_size": 64}},
 }
 
 
