@@ -160,3 +160,15 @@ def test_saec_refine_on_cuda(saec_demo, tmp_path):
     # the CPU placement of new clips (the saved encoder) agrees with the rows made on the GPU in float16
     Z_cpu, _, _ = refine_new(coll, np.asarray(coll.spectrograms()[:20]), features="saec")
     assert ((Z_cpu * Z[:20]).sum(1)).min() > 0.99
+
+
+def test_the_command_refines_saec_and_says_how(saec_demo, tmp_path, capsys):
+    from preprocess.cli import main
+
+    root = tmp_path / "demo"
+    shutil.copytree(saec_demo, root)
+    assert main(["refine", str(root), "--features", "saec", "--iterations", "1", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "round 0:" in out and "round 1:" in out
+    assert "saec-refined: 1 round(s)" in out and "encoder fine-tuned for 120 steps on cpu" in out
+    assert Collection.open(root).features_meta("saec-refined")["model"]["steps"] == 120
