@@ -29,9 +29,9 @@ from .errors import CollectionError, ParameterError
 from .progress import CancelCheck, check_cancel
 from .refine_head import l2_normalise
 
-#: Training steps per round by device (``EncoderConfig.steps`` = 0 picks these). The CPU value and
-#: ``recon_weight`` were chosen on half A of the dev species (bench/refine.py ``--rounds``).
-CPU_STEPS = 120
+#: Training steps per round by device (``EncoderConfig.steps`` = 0 picks these). The CPU value, ``lr`` and
+#: ``recon_weight`` were chosen on half A of the dev species (bench/refine.py ``--rounds``); CUDA's is not measured.
+CPU_STEPS = 60
 CUDA_STEPS = 600
 #: Batch size by device (``EncoderConfig.batch_size`` = 0 picks these).
 CPU_BATCH = 32
@@ -45,10 +45,10 @@ class EncoderConfig:
 
     steps: int = 0
     batch_size: int = 0
-    lr: float = 5e-4
+    lr: float = 2e-4
     scale: float = 16.0
     label_smoothing: float = 0.1
-    recon_weight: float = 3.0
+    recon_weight: float = 1.0
     weight_decay: float = 1e-4
 
     def __post_init__(self) -> None:

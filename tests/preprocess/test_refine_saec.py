@@ -170,5 +170,5 @@ def test_the_command_refines_saec_and_says_how(saec_demo, tmp_path, capsys):
     assert main(["refine", str(root), "--features", "saec", "--iterations", "1", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "round 0:" in out and "round 1:" in out
-    assert "saec-refined: 1 round(s)" in out and "encoder fine-tuned for 120 steps on cpu" in out
-    assert Collection.open(root).features_meta("saec-refined")["model"]["steps"] == 120
+    assert "saec-refined: 1 round(s)" in out and "encoder fine-tuned for 60 steps on cpu" in out
+    assert Collection.open(root).features_meta("saec-refined")["model"]["steps"] == 60
