@@ -12,6 +12,9 @@ default reduction) under ``--work`` once and reused.
 2. Clip mode: fixed windows vs events (default pipeline), both halves.
 3. Refine: per round NMI, ARI, yield, noise, clusters, validity (DBCV), agreement, time; both halves, CPU.
    The library a user would otherwise reach for is the same pipeline without refine (round 0).
+4. ``--rounds``: the per-round table for birdnet (head on frozen rows) and saec (the encoder itself
+   fine-tuned, settings from :data:`SAEC_TRIALS` chosen on half A by the kept round's NMI, then run once on B),
+   over the default clips (events); CPU, and CUDA when torch sees a GPU ("not lent" otherwise).
 """
 
 from __future__ import annotations
@@ -244,6 +247,106 @@ def refine(work: Path, split: dict, iterations: int) -> None:
         print(f"  worse={meta['worse']} converged={meta['converged']} total {time.perf_counter() - t0:.1f} s")
 
 
+#: saec refine settings tried on half A only (explicit, so the table does not move with the defaults); the best
+#: by A NMI of the kept round (then lower noise) runs on B. refine_saec's defaults are the one selected.
+SAEC_TRIALS = {
+    "120 steps/round, lr 5e-4, recon 3": {"encoder": {"steps": 120, "lr": 0.0005, "recon_weight": 3.0}},
+    "60 steps, lr 5e-4, recon 1": {"encoder": {"steps": 60, "lr": 0.0005, "recon_weight": 1.0}},
+    "60 steps, lr 5e-4, no reconstruction": {"encoder": {"steps": 60, "lr": 0.0005, "recon_weight": 0.0}},
+    "60 steps, lr 2e-4, recon 1 (the default)": {"encoder": {"steps": 60, "lr": 0.0002, "recon_weight": 1.0}},
+    "60 steps, lr 5e-4, recon 1, pseudo 10/5 (map's)": {
+        "encoder": {"steps": 60, "lr": 0.0005, "recon_weight": 1.0},
+        "pseudo_params": {"min_cluster_size": 10, "min_samples": 5},
+    },
+    "60 steps, lr 5e-4, recon 1, pseudo 3/1": {
+        "encoder": {"steps": 60, "lr": 0.0005, "recon_weight": 1.0},
+        "pseudo_params": {"min_cluster_size": 3, "min_samples": 1},
+    },
+    "60 steps, lr 2e-4, recon 1, pseudo 3/1": {
+        "encoder": {"steps": 60, "lr": 0.0002, "recon_weight": 1.0},
+        "pseudo_params": {"min_cluster_size": 3, "min_samples": 1},
+    },
+    "120 steps, lr 5e-4, recon 1": {"encoder": {"steps": 120, "lr": 0.0005, "recon_weight": 1.0}},
+    "120 steps, lr 2e-4, recon 1": {"encoder": {"steps": 120, "lr": 0.0002, "recon_weight": 1.0}},
+    "240 steps, lr 2e-4, recon 1": {"encoder": {"steps": 240, "lr": 0.0002, "recon_weight": 1.0}},
+    "120 steps, lr 5e-4, recon 1, scale 8": {
+        "encoder": {"steps": 120, "lr": 0.0005, "recon_weight": 1.0, "scale": 8.0}
+    },
+    "120 steps, lr 5e-4, recon 1, batch 64": {
+        "encoder": {"steps": 120, "lr": 0.0005, "recon_weight": 1.0, "batch_size": 64}
+    },
+}
+
+
+def saec_half(dirs: list[Path], out: Path, mode: str = "events") -> Path:
+    """:func:`build_half` plus saec features (trained on the half, CPU defaults) and their default reduction."""
+    from preprocess.collection import Collection
+    from preprocess.features import run_extractor
+    from preprocess.reduce import reduce_collection
+
+    build_half(dirs, out, mode)
+    run_extractor(Collection.open(out), "saec", device="cpu")
+    reduce_collection(Collection.open(out), features=["saec"])
+    return out
+
+
+def _refine_copy(src: Path, dst: Path, features: str, iterations: int, device: str, kw: dict, tag: str) -> dict:
+    from preprocess.collection import Collection
+    from preprocess.commands.refine import format_round
+    from preprocess.refine import EncoderConfig, HeadConfig, refine_collection
+
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("work", "*-refined"))
+    kw = dict(kw)
+    if "head" in kw:
+        kw["head"] = HeadConfig(**kw["head"])
+    if "encoder" in kw:
+        kw["encoder"] = EncoderConfig(**kw["encoder"])
+    meta = refine_collection(
+        Collection.open(dst),
+        features=features,
+        iterations=iterations,
+        device=device,
+        on_round=lambda r: print(f"  {tag:<12} " + format_round(r), flush=True),
+        **kw,
+    )
+    k = meta["kept_round"]
+    r0, rk = meta["rounds"][0], meta["rounds"][k]
+    print(
+        f"  {tag:<12} kept round {k}: NMI {r0['nmi']:.3f} -> {rk['nmi']:.3f} ({rk['nmi'] - r0['nmi']:+.3f}), "
+        f"noise {r0['noise']:.3f} -> {rk['noise']:.3f}, worse={meta['worse']}, total {meta['time_s']:.0f} s",
+        flush=True,
+    )
+    return meta
+
+
+def rounds_table(work: Path, split: dict, iterations: int, trials: list[str] | None = None) -> None:
+    """Per-round figures: birdnet (default head) and saec (encoder; settings chosen on A), CPU then CUDA."""
+    import torch
+
+    src = {h: saec_half(split[h], work / f"{h}_events") for h in ("A", "B")}
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print("\nrefine birdnet (projection head on frozen BirdNET rows, defaults), events clips")
+    for h in ("A", "B"):
+        _refine_copy(src[h], work / f"{h}_rounds", "birdnet", iterations, "cpu", {}, f"birdnet {h}")
+    print("\nrefine saec (the encoder itself fine-tuned), settings tried on half A")
+    res = {}
+    for i, t in enumerate(trials or list(SAEC_TRIALS)):
+        print(f"  trial {i}: {t}")
+        res[t] = _refine_copy(src["A"], work / "A_rounds", "saec", iterations, "cpu", SAEC_TRIALS[t], f"saec A t{i}")
+    kept = {t: m["rounds"][m["kept_round"]] for t, m in res.items()}
+    best = max(kept, key=lambda t: (round(kept[t]["nmi"], 3), -kept[t]["noise"]))
+    print(f"selected on A: {best}; half B (held out):")
+    for device in devices:
+        meta = _refine_copy(
+            src["B"], work / "B_rounds", "saec", iterations, device, SAEC_TRIALS[best], f"saec B {device}"
+        )
+        r0, rk = meta["rounds"][0], meta["rounds"][meta["kept_round"]]
+        print(f"B saec NMI gain {rk['nmi'] - r0['nmi']:+.3f} on {device}; noise {r0['noise']:.3f} -> {rk['noise']:.3f}")
+    if devices == ["cpu"]:
+        print("GPU: not lent (torch sees no CUDA device)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/sonomap_bench_refine"))
@@ -253,6 +356,8 @@ def main() -> None:
     ap.add_argument("--skip-events", action="store_true")
     ap.add_argument("--skip-refine", action="store_true")
     ap.add_argument("--defaults", action="store_true", help="only mode x normalize, refine trials")
+    ap.add_argument("--rounds", action="store_true", help="only the per-round birdnet + saec refine table")
+    ap.add_argument("--saec-trials", default="", help="comma-separated indices into SAEC_TRIALS (default: all)")
     args = ap.parse_args()
     if not DEV.is_dir():
         sys.exit(f"dev data not found at {DEV}")
@@ -265,6 +370,11 @@ def main() -> None:
     for h, dirs in split.items():
         print(f"half {h}: " + ", ".join(d.name for d in dirs))
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.rounds:
+        names = list(SAEC_TRIALS)
+        picked = [names[int(i)] for i in args.saec_trials.split(",") if i.strip()] or None
+        rounds_table(args.work, split, args.iterations, picked)
+        return
     if args.defaults:
         defaults(args.work, split)
         refine_trials(args.work, split, args.iterations, "events")

@@ -34,6 +34,7 @@ from .collection import Collection, atomic_path, check_name, save_npy_atomic, wr
 from .errors import CollectionError, ParameterError
 from .progress import CancelCheck, Progress, check_cancel, no_progress
 from .refine_head import HeadConfig, embed, l2_normalise, train_head, validity
+from .refine_saec import EncoderConfig, is_encoder_refined
 from .schema import HEAD_FILE
 
 SUFFIX = "-refined"
@@ -51,7 +52,65 @@ PSEUDO_PARAMS = {"min_cluster_size": 5, "min_samples": 1}
 
 RoundCallback = Callable[[dict[str, Any]], None]
 
-__all__ = ["refine_collection", "refine_new", "refined_name", "fixed_labels", "HeadConfig", "AGREEMENT_STOP"]
+__all__ = [
+    "refine_collection",
+    "refine_new",
+    "refined_name",
+    "fixed_labels",
+    "HeadConfig",
+    "EncoderConfig",
+    "AGREEMENT_STOP",
+]
+
+
+class _Head:
+    """The frozen-features backbone: a projection head retrained each round on the original L2 rows."""
+
+    def __init__(self, Xn: np.ndarray, cfg: HeadConfig, device: str) -> None:
+        self.Xn, self.cfg, self.device, self.proj = Xn, cfg, device, None
+
+    def fit(self, y: np.ndarray, *, random_state: int, should_cancel: CancelCheck | None) -> dict[str, Any]:
+        self.proj, info = train_head(
+            self.Xn, y, cfg=self.cfg, device=self.device, random_state=random_state, should_cancel=should_cancel
+        )
+        return info
+
+    def embed(self, *, should_cancel: CancelCheck | None = None) -> np.ndarray:
+        return embed(self.proj, self.Xn)
+
+    def save(self, collection: Collection, name: str) -> None:
+        import torch
+
+        with atomic_path(collection.refine_head_path(name)) as tmp:
+            torch.save(self.proj.state_dict(), tmp)
+
+    def meta(self) -> dict[str, Any]:
+        return {"name": "projection head (cosine softmax on cluster pseudo-labels)", "weights": HEAD_FILE}
+
+    def params(self) -> dict[str, Any]:
+        return {"head": asdict(self.cfg)}
+
+    def snapshot(self) -> Any:
+        import copy
+
+        return copy.deepcopy(self.proj)
+
+    def restore(self, snap: Any) -> None:
+        self.proj = snap
+
+
+def _better(v: float, best: float) -> bool:
+    """A validity ``v`` above ``best`` (NaN is below everything)."""
+    return bool(np.isfinite(v) and (not np.isfinite(best) or v > best))
+
+
+def trains_encoder(collection: Collection, features: str) -> bool:
+    """Whether refine fine-tunes the extractor itself for ``features`` (a saec set with its checkpoint)."""
+    try:
+        extractor = collection.features_meta(features).get("extractor")
+    except Exception:  # noqa: BLE001 - a missing meta is reported by refine_collection
+        return False
+    return extractor == "saec" and collection.features_model_path(features).is_file()
 
 
 def refined_name(features: str) -> str:
@@ -119,15 +178,12 @@ def _round_row(
     }
 
 
-def _write_features(collection: Collection, name: str, Z: np.ndarray, meta: dict[str, Any], head: Any) -> None:
-    import torch
-
+def _write_features(collection: Collection, name: str, Z: np.ndarray, meta: dict[str, Any], backbone: Any) -> None:
     out_dir = collection.features_dir(name)
     out_dir.mkdir(parents=True, exist_ok=True)
     collection.features_meta_path(name).unlink(missing_ok=True)  # until the new meta is written the set is incomplete
     save_npy_atomic(collection.features_path(name), Z.astype(np.float32))
-    with atomic_path(collection.refine_head_path(name)) as tmp:
-        torch.save(head.state_dict(), tmp)
+    backbone.save(collection, name)
     write_json_atomic(collection.features_meta_path(name), meta)
 
 
@@ -137,10 +193,12 @@ def refine_collection(
     features: str = "birdnet",
     iterations: int = 3,
     head: HeadConfig | None = None,
+    encoder: EncoderConfig | None = None,
     cluster_params: dict[str, Any] | None = None,
     pseudo_params: dict[str, Any] | None = None,
     device: str = "auto",
     random_state: int = 0,
+    keep_best: bool | None = None,
     on_round: RoundCallback | None = None,
     progress: Progress | None = None,
     should_cancel: CancelCheck | None = None,
@@ -152,6 +210,12 @@ def refine_collection(
     one dict per round (round 0 = the original): ``round, n_clusters, noise, agreement`` (ARI with the
     previous round), ``validity`` (DBCV), ``nmi, ari, yield`` (when labels exist), ``time_s``. Returns the
     refined set's meta: ``name, rounds, validity_original, validity_refined, worse, converged, …``.
+
+    A saec feature set (with its ``model.pt``) has its encoder itself fine-tuned (:mod:`preprocess.refine_saec`,
+    configured by ``encoder``); any other set gets a projection head on its frozen rows (``head``).
+    ``keep_best`` (default: true for the encoder, which keeps training across rounds and can drift; false for
+    the head, retrained from the frozen rows each round) keeps the round with the highest validity index
+    rather than the last (``kept_round`` in the meta; the per-round figures stay as they were).
     """
     from .cluster import cluster, validate_params
     from .features import resolve_device
@@ -197,17 +261,25 @@ def refine_collection(
     rparams = {k: stored[k] for k in keys}
     truth = _true_labels(collection)
     fixed = fixed_labels(collection)
-    Xn = l2_normalise(np.asarray(X))
+    if trains_encoder(collection, features):
+        from .refine_saec import SaecEncoderTuner
+
+        backbone: Any = SaecEncoderTuner(
+            collection, source=features, cfg=encoder, device=device, random_state=random_state
+        )
+    else:
+        backbone = _Head(l2_normalise(np.asarray(X)), head, device)
     t0 = time.perf_counter()
     Y = collection.reduced(features, CLUSTER_DIMS)
     pred = cluster(Y, algorithm="hdbscan", params=params, random_state=random_state)
     rounds = [_round_row(0, Y, pred, None, truth, t0)]
     on_round(rounds[0])
     converged = False
-    proj = None
+    keep_best = not isinstance(backbone, _Head) if keep_best is None else bool(keep_best)
+    best: tuple[float, int, np.ndarray, Any] | None = None  # (validity, round, rows, backbone snapshot)
     for r in range(1, int(iterations) + 1):
         check_cancel(should_cancel)
-        progress("refine", r - 1, int(iterations), f"round {r}: train head")
+        progress("refine", r - 1, int(iterations), f"round {r}: train")
         t0 = time.perf_counter()
         pseudo = (
             pred if pparams == params else cluster(Y, algorithm="hdbscan", params=pparams, random_state=random_state)
@@ -215,33 +287,42 @@ def refine_collection(
         y = np.where(pseudo >= 0, pseudo, -1).astype(np.int64)
         if (fixed >= 0).any():  # the user's classes win over pseudo-labels, with ids after every cluster
             y = np.where(fixed >= 0, fixed + int(y.max()) + 1, y)
-        proj, train = train_head(
-            Xn, y, cfg=head, device=device, random_state=random_state + r, should_cancel=should_cancel
-        )
-        Z = embed(proj, Xn)
-        meta = _meta(features, name, head, params, pparams, rparams, rounds, device, t_start, n, Z.shape[1])
-        _write_features(collection, name, Z, meta, proj)
+        train = backbone.fit(y, random_state=random_state + r, should_cancel=should_cancel)
+        Z = backbone.embed(should_cancel=should_cancel)
+        meta = _meta(features, name, backbone, params, pparams, rparams, rounds, device, t_start, n, Z.shape[1])
+        _write_features(collection, name, Z, meta, backbone)
         progress("refine", r - 1, int(iterations), f"round {r}: reduce")
         reduce_collection(
             collection, features=[name], dims=(CLUSTER_DIMS,), refit=True, should_cancel=should_cancel, **rparams
         )
         Y = collection.reduced(name, CLUSTER_DIMS)
         prev, pred = pred, cluster(Y, algorithm="hdbscan", params=params, random_state=random_state)
-        row = _round_row(r, Y, pred, prev, truth, t0, train_accuracy=round(train["accuracy"], 4))
+        row = _round_row(
+            r, Y, pred, prev, truth, t0, train_accuracy=round(train["accuracy"], 4), train_steps=int(train["steps"])
+        )
         rounds.append(row)
         on_round(row)
+        if keep_best and (best is None or _better(row["validity"], best[0])):
+            best = (row["validity"], r, Z.copy(), backbone.snapshot())
         if row["agreement"] is not None and row["agreement"] >= AGREEMENT_STOP:
             converged = True
             break
+    kept = rounds[-1]["round"]
+    if best is not None and best[1] != kept:  # a later round drifted: go back to the most valid one
+        kept, Z = best[1], best[2]
+        backbone.restore(best[3])
+        meta = _meta(features, name, backbone, params, pparams, rparams, rounds, device, t_start, n, Z.shape[1])
+        _write_features(collection, name, Z, meta, backbone)
     progress("refine", int(iterations), int(iterations), "final reduction")
     dims = tuple(orig.get("dims") or DEFAULT_DIMS)
     reduce_collection(collection, features=[name], dims=dims, refit=True, should_cancel=should_cancel, **rparams)
     rows_meta = collection.features_meta(name)  # the rows' identity the reduction recorded: keep it
-    meta = _meta(features, name, head, params, pparams, rparams, rounds, device, t_start, n, Z.shape[1])
+    meta = _meta(features, name, backbone, params, pparams, rparams, rounds, device, t_start, n, Z.shape[1])
     meta.update(created=rows_meta["created"], signature=rows_meta["signature"])
-    v0, v1 = rounds[0]["validity"], rounds[-1]["validity"]
+    v0, v1 = rounds[0]["validity"], rounds[kept]["validity"]
     meta.update(
         converged=converged,
+        kept_round=int(kept),
         validity_original=v0,
         validity_refined=v1,
         worse=bool(np.isfinite(v0) and (not np.isfinite(v1) or v1 < v0)),
@@ -254,7 +335,7 @@ def refine_collection(
 def _meta(
     features: str,
     name: str,
-    head: HeadConfig,
+    backbone: Any,
     params: dict[str, Any],
     pparams: dict[str, Any],
     rparams: dict[str, Any],
@@ -275,13 +356,13 @@ def _meta(
         "n_clips": int(n),
         "device": device,
         "params": {
-            "head": asdict(head),
+            **backbone.params(),
             "hdbscan": params,
             "pseudo_hdbscan": pparams,
             "reduction": rparams,
             "cluster_dims": CLUSTER_DIMS,
         },
-        "model": {"name": "projection head (cosine softmax on cluster pseudo-labels)", "weights": HEAD_FILE},
+        "model": backbone.meta(),
         "rounds": rounds,
         "time_s": round(time.perf_counter() - t_start, 2),
         "created": created,
@@ -310,19 +391,24 @@ def load_head(collection: Collection, name: str) -> Any:
 def refine_new(
     collection: Collection | str | Path, X_new: np.ndarray, *, features: str = "birdnet"
 ) -> tuple[np.ndarray, dict[int, np.ndarray], np.ndarray]:
-    """Place new clips' original features ``X_new`` float32 [m, D] through the saved head and the
-    refined reduction, without moving anything stored. Returns ``(Z [m, dim_out], {dims: [m, dims]},
-    map_2d [m, 2])``."""
+    """Place new clips through the saved head (or fine-tuned encoder) and the refined reduction, without
+    moving anything stored. ``X_new``: the clips' original features float32 [m, D]; for a refined saec set,
+    their uint8 spectrograms [m, n_mels, n_frames]. Returns ``(Z [m, dim_out], {dims: [m, dims]}, map_2d [m, 2])``."""
     from .reduce import transform_new
 
     if not isinstance(collection, Collection):
         collection = Collection.open(collection)
     name = refined_name(features)
-    proj = load_head(collection, name)
-    X_new = np.asarray(X_new, dtype=np.float32)
-    if X_new.ndim != 2 or X_new.shape[1] != proj[1].in_features:
-        raise ParameterError(f"X_new must be [m, {proj[1].in_features}] {features} features, got {X_new.shape}")
-    Z = embed(proj, X_new)
+    if is_encoder_refined(collection.features_meta(name)):
+        from .refine_saec import encode_new
+
+        Z = encode_new(collection, name, X_new)
+    else:
+        proj = load_head(collection, name)
+        X_new = np.asarray(X_new, dtype=np.float32)
+        if X_new.ndim != 2 or X_new.shape[1] != proj[1].in_features:
+            raise ParameterError(f"X_new must be [m, {proj[1].in_features}] {features} features, got {X_new.shape}")
+        Z = embed(proj, X_new)
     coords, map_2d = transform_new(collection, name, Z)
     return Z, coords, map_2d
 
@@ -337,7 +423,8 @@ def is_refined(collection: Collection, name: str) -> bool:
 
 def extend_refined(collection: Collection, name: str) -> int:
     """Append the rows of clips added since refined set ``name`` was made: their source features through the
-    saved head (the same path as :func:`refine_new`). ``created`` and ``signature`` are kept, so its reduction
+    saved head, or their spectrograms through the saved fine-tuned saec encoder (the same path as
+    :func:`refine_new`). ``created`` and ``signature`` are kept, so its reduction
     extends (new clips placed by ``transform_new``; old points never move). Returns the number of rows added."""
     meta = collection.features_meta(name)
     source = meta.get("source", "")
@@ -346,10 +433,15 @@ def extend_refined(collection: Collection, name: str) -> int:
     old_n = len(Z_old)
     if old_n >= n:
         return 0
-    X = collection.features(source)
-    if X.shape[0] < n:
-        raise CollectionError(f"feature set {source!r} has {X.shape[0]} rows for {n} clips: compute it first")
-    Z_new = embed(load_head(collection, name), l2_normalise(np.asarray(X[old_n:n])))
+    if is_encoder_refined(meta):
+        from .refine_saec import encode_new
+
+        Z_new = encode_new(collection, name, collection.spectrograms()[old_n:n])
+    else:
+        X = collection.features(source)
+        if X.shape[0] < n:
+            raise CollectionError(f"feature set {source!r} has {X.shape[0]} rows for {n} clips: compute it first")
+        Z_new = embed(load_head(collection, name), l2_normalise(np.asarray(X[old_n:n])))
     save_npy_atomic(collection.features_path(name), np.concatenate([Z_old, Z_new.astype(np.float32)]))
     meta = dict(meta, n_clips=int(n), updated=datetime.now(UTC).isoformat(timespec="seconds"))
     write_json_atomic(collection.features_meta_path(name), meta)

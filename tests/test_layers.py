@@ -74,6 +74,7 @@ LAYERS: dict[str, str] = {
     "learn.": "build",
     "refine": "build",
     "refine.": "build",
+    "refine_saec": "build",
     "cli": "edge",
     "__main__": "edge",
     "commands": "edge",

@@ -20,7 +20,12 @@ def register(sub: Any) -> None:
     )
     p.set_defaults(func=run)
     p.add_argument("collection", metavar="COLLECTION", help="collection folder")
-    p.add_argument("--features", default="birdnet", metavar="NAME", help="feature set to refine (default: birdnet)")
+    p.add_argument(
+        "--features",
+        default="birdnet",
+        metavar="NAME",
+        help="feature set to refine (default: birdnet); saec fine-tunes the autoencoder's encoder itself",
+    )
     p.add_argument("--iterations", type=int, default=3, metavar="N", help="most rounds (default: 3)")
     p.add_argument("--device", default="auto", metavar="DEVICE", help="auto | cpu | cuda (default: auto)")
 
@@ -56,8 +61,11 @@ def run(args: argparse.Namespace) -> int:
         if meta["worse"]
         else "not worse than the original by the validity index"
     )
+    kept = meta.get("kept_round", len(meta["rounds"]) - 1)
+    model = meta.get("model", {})
+    how = f"encoder fine-tuned for {model['steps']} steps on {model['device']}, " if "steps" in model else ""
     print(
         f"{meta['name']}: {len(meta['rounds']) - 1} round(s), {'converged' if meta['converged'] else 'not converged'}; "
-        f"validity {meta['validity_original']:.3f} -> {meta['validity_refined']:.3f}: {verdict}"
+        f"{how}kept round {kept}; validity {meta['validity_original']:.3f} -> {meta['validity_refined']:.3f}: {verdict}"
     )
     return 0

@@ -260,15 +260,57 @@ class SaecExtractor(FeatureExtractor):
 
     def encode(self, S: np.ndarray, *, should_cancel: CancelCheck | None = None) -> np.ndarray:
         """uint8 spectrograms [n, n_mels, n_frames] -> float32 [n, dim_] embeddings."""
-        import torch
+        return encode_spectrograms(
+            self.model_,
+            S,
+            shape=self.shape_,
+            pool=self.input_pool,
+            device=self.device,
+            batch=self.encode_batch_size,
+            should_cancel=should_cancel,
+        )
 
-        out = []
-        cuda = self.device == "cuda"
-        with torch.inference_mode(), torch.autocast(device_type="cuda", dtype=torch.float16, enabled=cuda):
-            for i in range(0, len(S), self.encode_batch_size):
-                check_cancel(should_cancel)
-                z = self.model_.encode(
-                    _to_tensor(S[i : i + self.encode_batch_size], self.shape_, self.device, pool=self.input_pool)
-                )
-                out.append(pool_latent(z).cpu().numpy())
-        return np.concatenate(out).astype(np.float32)
+
+def encode_spectrograms(
+    model: Any,
+    S: np.ndarray,
+    *,
+    shape: tuple[int, int],
+    pool: int,
+    device: str = "cpu",
+    batch: int = 256,
+    should_cancel: CancelCheck | None = None,
+) -> np.ndarray:
+    """uint8 spectrograms [n, n_mels, n_frames] -> float32 [n, 2·C·F'] pooled latents of ``model`` (eval mode
+    expected; input average-pooled by ``pool`` and padded to ``shape``). CUDA runs in float16 autocast."""
+    import torch
+
+    out = []
+    cuda = device == "cuda"
+    with torch.inference_mode(), torch.autocast(device_type="cuda", dtype=torch.float16, enabled=cuda):
+        for i in range(0, len(S), batch):
+            check_cancel(should_cancel)
+            z = model.encode(_to_tensor(np.asarray(S[i : i + batch]), shape, device, pool=pool))
+            out.append(pool_latent(z).cpu().numpy())
+    if not out:
+        return np.zeros((0, 0), np.float32)
+    return np.concatenate(out).astype(np.float32)
+
+
+def load_checkpoint(path: Path, *, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
+    """``(autoencoder on device, checkpoint dict)`` from a saec ``model.pt`` (``signature, shape, params,
+    state_dict, train_info``; a refined one adds ``base_signature`` and ``refine``)."""
+    import torch
+
+    if not Path(path).is_file():
+        raise CollectionError(f"no saec checkpoint at {path}; compute the saec features first")
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "shape" not in ckpt:
+        raise CollectionError(f"{path} is not a saec checkpoint (no state_dict/shape); compute the saec features again")
+    params = ckpt.get("params", {})
+    model = build_autoencoder(
+        latent_channels=int(params.get("latent_channels", 16)), width=int(params.get("width", 16))
+    )
+    model.load_state_dict(ckpt["state_dict"])
+    ckpt["shape"] = tuple(int(s) for s in ckpt["shape"])
+    return model.to(device), ckpt

@@ -1,10 +1,12 @@
 """The ``refine`` job kind: :func:`preprocess.refine.refine_collection` as a job, one ``refine:round`` per round.
 
-``refine {collection, features?: "birdnet", iterations?: 3}`` → ack ``{ok, job_id}``; then ``job:progress`` (stages
+``refine {collection, features?: "birdnet" | "saec" | any plain set, iterations?: 3}`` (saec: its encoder itself is
+fine-tuned, see :mod:`preprocess.refine_saec`) → ack ``{ok, job_id}``; then ``job:progress`` (stages
 ``reduce`` (only when the original reduction is missing), ``refine``), one ``refine:round {job_id, collection, features,
-round, n_clusters, noise, agreement, validity, nmi?, ari?, yield?, time_s, train_accuracy?}`` per round (round 0 = the
-original), and ``job:result {kind: "refine", collection, features, name, key, rounds, validity_original,
-validity_refined, worse, converged, time_s}``. A cancelled or failed job removes the unfinished ``NAME-refined`` set and its reduction
+round, n_clusters, noise, agreement, validity, nmi?, ari?, yield?, time_s, train_accuracy?, train_steps?}`` per round
+(round 0 = the original), and ``job:result {kind: "refine", collection, features, name, key, rounds, validity_original,
+validity_refined, worse, converged, kept_round, model, time_s}`` (``model``: how the set was made, e.g. ``kind:
+"saec-encoder"``, base model, steps, device). A cancelled or failed job removes the unfinished ``NAME-refined`` set and its reduction
 (the original is never touched), so the page never offers half a refinement. The job holds the collection's ingest
 lock: uploads and remaps wait, and a refine during one is refused with what to wait for.
 """
@@ -29,6 +31,7 @@ ROUND_KEYS = (
     "yield",
     "time_s",
     "train_accuracy",
+    "train_steps",
 )
 
 
@@ -113,9 +116,21 @@ class RefineKind(JobKind):
             "validity_refined": _finite(meta.get("validity_refined")),
             "worse": bool(meta.get("worse")),
             "converged": bool(meta.get("converged")),
+            "kept_round": meta.get("kept_round"),
+            "model": _model_summary(meta),
             "time_s": meta.get("time_s"),
         }
         return result
+
+
+def _model_summary(meta: dict[str, Any]) -> dict[str, Any]:
+    """How a refined set was made, without paths: ``{kind, name, rounds?, steps?, device}``."""
+    model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+    out = {"kind": model.get("kind", "head"), "name": model.get("name"), "device": meta.get("device")}
+    for key in ("rounds", "steps"):
+        if key in model:
+            out[key] = model[key]
+    return out
 
 
 def refined_state(c: Any, name: str) -> dict[str, Any]:
@@ -139,5 +154,7 @@ def refined_state(c: Any, name: str) -> dict[str, Any]:
         "validity_original": _finite(meta.get("validity_original")),
         "validity_refined": _finite(meta.get("validity_refined")),
         "rounds": [round_payload(r) for r in meta.get("rounds", [])],
+        "kept_round": meta.get("kept_round"),
+        "model": _model_summary(meta),
         "created": meta.get("created"),
     }

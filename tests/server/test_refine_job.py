@@ -112,3 +112,28 @@ def test_refine_bad_requests_say_what_is_allowed(served):
     assert not bad["ok"] and bad["status"] == 404
     bad = sc.emit("refine", "demo", callback=True)
     assert not bad["ok"] and bad["status"] == 400
+
+
+def test_refine_saec_fine_tunes_its_encoder_as_a_job(served, wait_events):
+    """features=saec is accepted where birdnet is: the job fine-tunes the encoder and says so in its result."""
+    from preprocess.collection import Collection
+    from preprocess.features import run_extractor
+    from preprocess.reduce import reduce_collection
+
+    app, sc, path = served
+    coll = Collection.open(path)
+    run_extractor(coll, "saec", device="cpu", params={"max_steps": 4, "max_train_clips": 64, "train_batch_size": 8})
+    reduce_collection(coll, features=["saec"])
+    before = (path / "features" / "saec" / "model.pt").read_bytes()
+    ack = sc.emit("refine", {"collection": "demo", "features": "saec", "iterations": 1}, callback=True)
+    assert ack["ok"], ack
+    got = wait_events(sc, job_id=ack["job_id"], timeout_s=300)
+    assert got[-1]["name"] == "job:result", [e["name"] for e in got]
+    res = _of(got, "job:result")[0]
+    assert res["name"] == "saec-refined" and res["features"] == "saec"
+    assert res["model"]["kind"] == "saec-encoder" and res["model"]["device"] == "cpu" and res["model"]["steps"] > 0
+    assert [r["train_steps"] for r in _of(got, "refine:round")][1:] == [res["model"]["steps"]]
+    assert (path / "features" / "saec" / "model.pt").read_bytes() == before  # the original model untouched
+    state = app.test_client().get("/api/collections/demo/refined").get_json()["refined"]
+    assert [s["name"] for s in state] == ["saec-refined"] and state[0]["complete"]
+    assert state[0]["model"]["kind"] == "saec-encoder"
