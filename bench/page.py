@@ -161,7 +161,7 @@ def main() -> None:
                 print(f"wrote {root} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
         port = _free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "--collections", str(work), "--port", str(port)],
+            [sys.executable, "-m", "server", "--collections", str(work), "--port", str(port), "--no-token"],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

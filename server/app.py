@@ -13,7 +13,8 @@ from .errors import translate
 from .jobs import ClusterKind, JobRunner
 from .registry import Registry
 from .settings import Settings
-from .warmup import Warmup, default_steps
+from .views.api import prebuild_clip_tables
+from .warmup import Step, Warmup, default_steps
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,10 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
     registry = Registry(
         settings.collections_dir, max_cached=settings.max_cached_arrays, max_clusterers=settings.max_clusterers
     )
-    warmup = Warmup(default_steps(umap=settings.warmup_umap) if settings.warmup else [])
+    steps = default_steps(umap=settings.warmup_umap) if settings.warmup else []
+    if settings.warmup:  # after the compiles, so a cluster job never waits for it; the page's first load gains
+        steps.append(Step("clip tables", lambda: prebuild_clip_tables(registry), 5.0))
+    warmup = Warmup(steps)
     jobs = JobRunner(socketio)
     cluster = jobs.register(ClusterKind(jobs, registry, warmup, cache_size=settings.result_cache_size))
     app.extensions["sonomap"] = {

@@ -63,6 +63,25 @@ def _metadata_columns(c: Collection) -> list[str]:
     return list(pq.read_schema(c.recordings_path).names)
 
 
+def clips_bin_body(registry: Registry, name: str) -> tuple[bytes, list]:
+    """The clips.bin body of collection ``name`` (memory- and disk-cached until its tables change), and those tables.
+
+    The server's warm-up calls it for every collection, so the first page load reads it from memory (at a million
+    clips, building it takes seconds)."""
+    c = registry.get(name)
+    files = [c.clips_path, c.recordings_path, tables.species_path(c)]
+    return registry.cached(("clips.bin", name), files, lambda: tables.clips_binary(c, files)), files
+
+
+def prebuild_clip_tables(registry: Registry) -> None:
+    """:func:`clips_bin_body` of every collection (a warm-up step); a collection that fails is left to its request."""
+    for name in registry.names():
+        try:
+            clips_bin_body(registry, name)
+        except Exception:  # noqa: BLE001 - the page's own request reports what is wrong with it
+            continue
+
+
 def blueprint(registry: Registry) -> Blueprint:
     bp = Blueprint("api", __name__)
 
@@ -123,9 +142,7 @@ def blueprint(registry: Registry) -> Blueprint:
 
     @bp.get("/api/collections/<name>/clips.bin")
     def clips_bin(name: str):
-        c = registry.get(name)
-        files = [c.clips_path, c.recordings_path, tables.species_path(c)]
-        body = registry.cached(("clips.bin", name), files, lambda: tables.clips_binary(c, files))  # disk-cached
+        body, files = clips_bin_body(registry, name)
         return _etagged(body, "application/octet-stream", ("bin", _stamp(*files)))
 
     @bp.get("/api/collections/<name>/reductions/<key>/map.f32")

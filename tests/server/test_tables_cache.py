@@ -73,3 +73,25 @@ def test_route_serves_the_cached_table(tmp_path):
     body = app.test_client().get("/api/collections/c/clips.bin").data
     assert body == tables.to_binary(tables.clip_table(c))
     assert list((c.root / "derived").glob("clips.bin-*"))
+
+
+def test_the_warm_up_builds_every_collections_clip_table_before_the_first_request(tmp_path, monkeypatch):
+    import server.app as server_app
+    from server.app import create_app
+    from server.settings import Settings
+
+    _collection(tmp_path / "one")
+    _collection(tmp_path / "two", n=8)
+    monkeypatch.setattr(server_app, "default_steps", lambda **kw: [])  # only the clip-table step, no numba compiles
+    built = []
+    real = tables.build_binary
+    monkeypatch.setattr(tables, "build_binary", lambda c: built.append(c.root.name) or real(c))
+    app, socketio = create_app(Settings(collections_dir=tmp_path, warmup=True, auth=False))
+    w = app.extensions["sonomap"]["warmup"]
+    assert [s.name for s in w.steps] == ["clip tables"]
+    w.wait_for("clip tables")
+    assert sorted(built) == ["one", "two"]
+    assert all(list((tmp_path / n / "derived").glob("clips.bin-*")) for n in ("one", "two"))
+    body = app.test_client().get("/api/collections/one/clips.bin").data
+    assert sorted(built) == ["one", "two"]  # served from the warm-up's build
+    assert tables.read_binary(body)["xc_id"][:1] == ["12"]
