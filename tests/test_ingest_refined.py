@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.test_ingest import PHOEBE, _stage
+from tests.test_ingest import PHOEBE
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.slow
@@ -38,7 +38,7 @@ def _new_recording(tmp_path):
     return out
 
 
-def test_new_clips_go_through_the_saved_head_onto_the_refined_map(refined_root, tmp_path):
+def test_new_clips_go_through_the_saved_head_onto_the_refined_map(refined_root, tmp_path, stage_uploads):
     from preprocess.collection import Collection
     from preprocess.ingest import ingest
     from preprocess.refine import refine_new
@@ -50,7 +50,7 @@ def test_new_clips_go_through_the_saved_head_onto_the_refined_map(refined_root, 
     map0 = np.array(coll.display_map("birdnet-refined"))
     created = coll.features_meta("birdnet-refined")["created"]
     store = UploadStore(refined_root)
-    res = ingest(refined_root, "demo", store.stage(_stage(store, [_new_recording(tmp_path)])))
+    res = ingest(refined_root, "demo", store.stage(stage_uploads(store, [_new_recording(tmp_path)])))
     assert [o.status for o in res.files] == ["ok"], res.notes
     coll = Collection.open(refined_root / "demo")
     n1 = coll.n_clips()
