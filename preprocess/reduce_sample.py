@@ -281,6 +281,7 @@ def fit_sampled_maps(
     scratch.mkdir(parents=True, exist_ok=True)
     np.save(scratch / "Y.npy", np.ascontiguousarray(Y, dtype=np.float32))
     np.save(scratch / "sample.npy", sample)
+    np.save(scratch / "rest.npy", rest)
     np.save(scratch / "knn_indices.npy", knn[0])
     np.save(scratch / "knn_dists.npy", knn[1])
     _dump(knn[2], scratch / "index.pkl")
@@ -342,14 +343,14 @@ def _sampled_task(
 
     root = Path(scratch)
     Y = np.load(root / "Y.npy", mmap_mode="r")
-    sample = np.load(root / "sample.npy")
     if kind == "fit":  # (d, min_dist, rs): a map on the sample's graph, returned without it
+        sample = np.load(root / "sample.npy")
         with open(root / "index.pkl", "rb") as f:
             knn = (np.load(root / "knn_indices.npy"), np.load(root / "knn_dists.npy"), pickle.load(f))
         m = fit(np.ascontiguousarray(Y[sample]), n_components=a, min_dist=b, knn=knn, rs=c, **umap_kwargs)
         m._knn_indices = m._knn_dists = m._knn_search_index = None
         return m
-    rest = np.setdiff1d(np.arange(len(Y)), sample)[a : int(b)]
+    rest = np.array(np.load(root / "rest.npy", mmap_mode="r")[a : int(b)])  # this chunk of the other rows
     Yc = np.ascontiguousarray(Y[rest], dtype=np.float32)
     with open(root / "index.pkl", "rb") as f:
         index = pickle.load(f)  # as saved: a query never depends on the queries run before it in this process
