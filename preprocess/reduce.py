@@ -136,14 +136,20 @@ def _prepare(model: dict[str, Any], X_by_name: dict[str, np.ndarray]) -> np.ndar
     for name in model["features"]:
         if name not in X_by_name:
             raise ParameterError(f"missing feature set {name!r} for reduction {'+'.join(model['features'])}")
-        mean, scale = model["scalers"][name]
+        mean = model["scalers"][name][0]
         X = np.asarray(X_by_name[name], dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != len(mean):
             raise ParameterError(f"feature set {name!r} must be [n, {len(mean)}], got {X.shape}")
         X = _normalized(X, model.get("normalize"))
-        parts.append((X - mean) / scale / np.sqrt(X.shape[1]))
+        parts.append(_weighted(model, name, X))
     Z = np.concatenate(parts, axis=1)
     return np.ascontiguousarray(model["pca"].transform(Z), dtype=np.float32)
+
+
+def _weighted(model: dict[str, Any], name: str, X: np.ndarray) -> np.ndarray:
+    """Rows of feature set ``name`` standardised with the model's scaler and weighted by 1/sqrt(its dimension)."""
+    mean, scale = model["scalers"][name]
+    return (X - mean) / scale / np.sqrt(X.shape[1])
 
 
 def auto_n_neighbors(n_clips: int) -> int:
@@ -236,9 +242,7 @@ def reduce_collection(
             scale = X.std(axis=0, dtype=np.float64).astype(np.float32)
             scale[scale < 1e-8] = 1.0  # constant columns stay 0
             model["scalers"][name] = (mean, scale)
-        parts = [
-            (X - model["scalers"][k][0]) / model["scalers"][k][1] / np.sqrt(X.shape[1]) for k, X in X_by_name.items()
-        ]
+        parts = [_weighted(model, k, X) for k, X in X_by_name.items()]
         model["pca"] = _pca(np.concatenate(parts, axis=1), random_state)
         del parts
         Y = _prepare(model, X_by_name)
@@ -250,23 +254,23 @@ def reduce_collection(
     n_neighbors = n_neighbors or auto_n_neighbors(n)
     knn = _exact_knn(Y, n_neighbors=n_neighbors, metric=metric) if n <= EXACT_KNN_MAX_CLIPS else None
     exact = knn is not None
-    jobs = [(MODEL_DIMS_KEY.format(d), d, float(min_dist)) for d in dims] + [
+    maps = [(MODEL_DIMS_KEY.format(d), d, float(min_dist)) for d in dims] + [
         (MODEL_MAP_KEY, 2, float(display_min_dist))
     ]
     rest_knn = None  # sampled maps (a million clips): the other rows' neighbours in the sample, found once
     if n > SAMPLE_ABOVE and active_client() is None and not cuml_usable():  # a million clips, on this machine
-        n_maps = len(jobs)
+        n_maps = len(maps)
         with tempfile.TemporaryDirectory(dir=_scratch_parent(collection), prefix="reduce-") as tmp:
             fitted = fit_sampled_maps(
-                Y, [(d, md) for _, d, md in jobs], fit=_fit_umap, scratch=Path(tmp), jobs=jobs_n or cpu_count(),
+                Y, [(d, md) for _, d, md in maps], fit=_fit_umap, scratch=Path(tmp), jobs=jobs_n or cpu_count(),
                 rs=random_state, should_cancel=should_cancel, n_neighbors=n_neighbors, metric=metric,
                 progress=lambda done, total, msg: progress("reduce", 1 + round(n_maps * done / total), steps, msg),
             )  # fmt: skip
-        for (name, _, _), umap_model in zip(jobs, fitted, strict=True):
+        for (name, _, _), umap_model in zip(maps, fitted, strict=True):
             model["umaps"][name] = umap_model
             coords[name] = np.asarray(umap_model.embedding_, dtype=np.float32)
-        jobs = []  # all fitted
-    for i, (name, d, md) in enumerate(jobs):
+        maps = []  # all fitted
+    for i, (name, d, md) in enumerate(maps):
         progress("reduce", i + 1, steps, f"UMAP {d}-d" + (" (display)" if name == MODEL_MAP_KEY else ""))
         umap_model = _fit_umap(
             Y, n_components=d, n_neighbors=n_neighbors, min_dist=md, metric=metric, knn=knn, rs=random_state,
@@ -347,7 +351,7 @@ def _fit_linear_blocked(
         scale[scale < 1e-8] = 1.0  # constant columns stay 0
         model["scalers"][name] = (mean.astype(np.float32), scale)
     sample = block(sample_rows(n, PCA_SAMPLE, random_state))
-    parts = [(X - model["scalers"][k][0]) / model["scalers"][k][1] / np.sqrt(X.shape[1]) for k, X in sample.items()]
+    parts = [_weighted(model, k, X) for k, X in sample.items()]
     model["pca"] = _pca(np.concatenate(parts, axis=1), random_state)
     del parts, sample
     Y = np.empty((n, int(model["pca"].n_components_)), np.float32)
